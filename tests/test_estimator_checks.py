@@ -1,0 +1,21 @@
+"""scikit-learn's full estimator contract, with nothing expected to fail."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdim_dm import NoiseInjectedInfoMax
+
+
+def _estimators():
+    # Small networks and few epochs keep the ~50 checks fast; the contract does
+    # not depend on network size. Defaults are exercised elsewhere.
+    return [
+        NoiseInjectedInfoMax(hidden_layer_sizes=(16,), max_epochs=3, device="cpu"),
+        NoiseInjectedInfoMax(
+            prior="uniform", hidden_layer_sizes=(16,), max_epochs=3, device="cpu"
+        ),
+    ]
+
+
+@parametrize_with_checks(_estimators(), expected_failed_checks=lambda est: {})
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
