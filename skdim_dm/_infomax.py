@@ -10,7 +10,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
@@ -18,7 +22,7 @@ from ._augment import make_augmentation
 from ._metrics import prior_match_score
 from ._networks import ConvNet, Encoder, make_critic, mlp
 from ._objective import capacity_to_noise_level, make_channel, make_normalization
-from ._priors import resolve_prior
+from ._priors import PRIOR_CONSTRAINTS, resolve_prior
 from ._training import TrainConfig, calibrate_norm, estimate_mi, train
 from ._validation import (
     Interval,
@@ -60,7 +64,9 @@ class CapacityWarning(UserWarning):
     """The channel capacity exceeds what InfoNCE can measure with this batch size."""
 
 
-class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class NoiseInjectedInfoMax(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Learn latents distributed as a chosen prior by noise-injected Deep InfoMax.
 
     The encoder output is normalized (BatchNorm without affine parameters for the
@@ -76,8 +82,24 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     n_components : int, default=2
         Latent dimension ``d``.
 
-    prior : {"gaussian", "uniform"}, default="gaussian"
-        Target ``N(0, I)`` or ``U([0, 1]^d)``.
+    prior : {"gaussian", "uniform"}, scipy.stats distribution, list or FlowPrior, \
+default="gaussian"
+        Target distribution of the latents.
+
+        - ``"gaussian"``: ``N(0, I)``; ``"uniform"``: ``U([0, 1]^d)``.
+        - A frozen ``scipy.stats`` continuous distribution, e.g.
+          ``scipy.stats.expon()``: independent components, each distributed as it.
+          A list of them gives one distribution per component (its length must
+          equal ``n_components``). Training runs on the Gaussian base and latents
+          are mapped by the probability integral transform ``F^{-1}(Phi(z))``.
+        - A :class:`FlowPrior` ``(forward, inverse)``, a ``(forward, inverse)``
+          tuple, or an object with ``forward`` and ``inverse`` methods (e.g. a
+          normalizing-flow ``torch.nn.Module``): an invertible map from ``N(0, I)``
+          to the target.
+
+        ``transform`` and ``sample`` return target-space latents; ``score`` maps
+        them back to the base. Mutual information is invariant under the map, so
+        training is the same as for the base.
 
     noise_level : float or "auto", default="auto"
         Injected noise: the standard deviation ``sigma`` relative to unit-variance
@@ -103,12 +125,14 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         ``(channels, height, width)`` of the flattened images for
         ``encoder="conv"``; ``None`` means one square channel.
 
-    critic : {"separable", "gaussian", "dense"}, default="separable"
-        Scores ``T(y, e)`` of all ``N x N`` pairs in a batch. ``"separable"``: two
-        small heads and a dot product (cheap). ``"gaussian"``: the channel's own log
-        density ratio, no parameters. ``"dense"``: the authors' MLP on concatenated
-        pairs; its ``N^2 h^2`` cost dominates training (about 4 s per step at batch
-        512 on 2 CPU cores).
+    critic : {"gaussian", "separable", "dense"}, default="gaussian"
+        Scores ``T(y, e)`` of all ``N x N`` pairs in a batch. ``"gaussian"``: the
+        channel's own log density ratio (exact at the optimum for the Gaussian prior;
+        a variance-matched Gaussian kernel for the uniform prior), no parameters and
+        ``O(N^2 d)`` cost. ``"separable"``: two small learned heads and a scaled dot
+        product, ``O(N d h + N^2 m)``. ``"dense"``: the authors' MLP on concatenated
+        pairs, ``O(N^2 h^2)``: it dominates a training step (about 4 s per step at
+        batch 512 on 2 CPU cores). Measured costs are in ``benchmarks/RESULTS.md``.
 
     augmentation : "gaussian" or callable, default="gaussian"
         How the two views are made. ``"gaussian"`` is the paper's input channel
@@ -218,8 +242,11 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "prior": [StrOptions({"gaussian", "uniform"})],
-        "noise_level": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "prior": PRIOR_CONSTRAINTS,
+        "noise_level": [
+            Interval(Real, 0, None, closed="neither"),
+            StrOptions({"auto"}),
+        ],
         "encoder": [StrOptions({"mlp", "conv"}), nn.Module],
         "hidden_layer_sizes": ["array-like"],
         "input_shape": ["array-like", None],
@@ -249,7 +276,7 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         encoder="mlp",
         hidden_layer_sizes=(256, 256),
         input_shape=None,
-        critic="separable",
+        critic="gaussian",
         augmentation="gaussian",
         input_noise=0.2,
         standardize="features",
@@ -292,9 +319,15 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def fit(self, X, y=None):
         """Train the encoder on ``X`` (``y`` is ignored). Returns ``self``."""
         self._clear_fitted()
-        X = validate_data(
-            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2
-        )
+        try:
+            return self._fit(X)
+        except BaseException:
+            # A failed fit never leaves an estimator that looks fitted.
+            self._clear_fitted()
+            raise
+
+    def _fit(self, X):
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         n_samples, n_features = X.shape
         self._check_params(n_features)
         device = resolve_device(self.device)
@@ -337,7 +370,14 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             callbacks=tuple(self.callbacks or ()),
         )
         result = train(
-            encoder, critic, channel, augment, X_train_t, X_val_t, config, generator,
+            encoder,
+            critic,
+            channel,
+            augment,
+            X_train_t,
+            X_val_t,
+            config,
+            generator,
             val_seed=seeds[3],
         )
         if result.interrupted:
@@ -385,7 +425,9 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 f"hidden_layer_sizes must be a tuple of positive ints, got {sizes!r}"
             )
         if self.callbacks is not None and not all(callable(c) for c in self.callbacks):
-            raise ValueError("callbacks must be a list of callables (epoch, logs) -> bool")
+            raise ValueError(
+                "callbacks must be a list of callables (epoch, logs) -> bool"
+            )
         if isinstance(self.encoder, str) and self.encoder == "conv":
             shape = self._conv_shape(n_features)
             if int(np.prod(shape)) != n_features:
@@ -448,7 +490,7 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     @property
     def _base(self):
-        return resolve_prior(self.prior).base
+        return resolve_prior(self.prior, self.n_components).base
 
     def _build(self, n_features, channel, base, seed):
         """Encoder and critic, initialized from ``seed`` without global RNG side effects."""
@@ -490,7 +532,7 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Computed in the precision of ``X`` (float32 stays float32, anything else
         runs and returns float64) in chunks on the resolved device.
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "encoder_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
         device = resolve_device(self.device)
@@ -513,7 +555,7 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     def sample(self, n_samples=1, random_state=None):
         """Draw ``n_samples`` latents from the prior, shape ``(n_samples, d)``."""
-        check_is_fitted(self)
+        check_is_fitted(self, "encoder_")
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
         rng = np.random.default_rng(derive_seeds(random_state, 1)[0])
@@ -554,6 +596,32 @@ class NoiseInjectedInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         if "encoder_" in state:
             state["_cache"] = {}
         super().__setstate__(state)
+
+    def save(self, path):
+        """Save to the directory ``path``: ``config.json`` and ``weights.pt``.
+
+        Parameters and fitted scalars go to JSON, network weights and arrays to a
+        ``torch.save`` file of tensors, with the ``skdim_dm`` version recorded.
+        :meth:`load` reads it back without unpickling any code. A user-supplied
+        ``torch.nn.Module`` encoder, a callable augmentation or a ``FlowPrior``
+        cannot be rebuilt from JSON and raise ``TypeError``: use ``joblib.dump``
+        (or pickle) for such models. Returns the path.
+        """
+        from ._persistence import save_estimator
+
+        return save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save`; safe on untrusted files.
+
+        Weights are read with ``torch.load(..., weights_only=True)``. Raises
+        ``ValueError`` (``ModelFileError``) for a corrupt, incompatible or unsafe
+        directory and ``FileNotFoundError`` when ``path`` does not exist.
+        """
+        from ._persistence import load_estimator
+
+        return load_estimator(cls, path)
 
 
 class _TorchBlob:

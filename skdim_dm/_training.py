@@ -100,7 +100,9 @@ def calibrate_norm(encoder: nn.Module, X: torch.Tensor, batch_size: int) -> None
     BatchNorm) gets the exact mean and population variance of its inputs, so
     ``transform(X_train)`` has zero mean and unit variance per component.
     """
-    bns = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = [
+        m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
     if not bns:
         return
     n = X.shape[0]
@@ -121,7 +123,9 @@ def calibrate_norm(encoder: nn.Module, X: torch.Tensor, batch_size: int) -> None
     if isinstance(norm, nn.BatchNorm1d):
         h = torch.cat([encoder.pre_norm(X[k : k + bs]) for k in range(0, n, bs)])
         norm.running_mean.copy_(h.mean(0))
-        norm.running_var.copy_(h.var(0, unbiased=False))
+        # BatchNorm divides by sqrt(running_var + eps): subtract eps so that the
+        # training latents come out with exactly unit variance.
+        norm.running_var.copy_((h.var(0, unbiased=False) - norm.eps).clamp_min(0.0))
 
 
 def train(
@@ -184,7 +188,11 @@ def train(
             result.history.append(logs)
             result.n_iter = epoch + 1
             bar.set_postfix(
-                {k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "mi", "val_mi")}
+                {
+                    k: f"{v:.3f}"
+                    for k, v in logs.items()
+                    if k in ("loss", "mi", "val_mi")
+                }
             )
             logger.debug("epoch %d: %s", epoch + 1, logs)
 

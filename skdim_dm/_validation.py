@@ -51,7 +51,9 @@ def resolve_device(device) -> torch.device:
                 "device(s) visible"
             )
         return dev
-    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    raise ValueError(
+        f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+    )
 
 
 def derive_seeds(random_state, n: int) -> list[int]:

@@ -1,0 +1,446 @@
+"""Behaviour of NoiseInjectedInfoMax beyond scikit-learn's generic checks."""
+
+import io
+import math
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy import stats
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from skdim_dm import CapacityWarning, NoiseInjectedInfoMax
+
+FAST = dict(hidden_layer_sizes=(32,), max_epochs=5, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(return_X_y=True)
+
+
+def _latent_gaussian_data(n, seed):
+    """X = g(Z) for an invertible nonlinear g: R^2 -> R^4, Z ~ N(0, I_2)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 2))
+    x = np.column_stack(
+        [
+            z[:, 0],
+            z[:, 1] + 0.5 * z[:, 0] ** 2,
+            np.sinh(0.8 * z[:, 0]) + 0.3 * z[:, 1],
+            np.tanh(z[:, 1]) + 0.1 * z[:, 0] * z[:, 1],
+        ]
+    )
+    return x, z
+
+
+# --------------------------------------------------------------- workflows
+def test_pipeline_on_digits(digits):
+    X, y = digits
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0, stratify=y)
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("dm", NoiseInjectedInfoMax(device="cpu", random_state=0)),
+            ("clf", LogisticRegression(max_iter=1000)),
+        ]
+    ).fit(Xtr, ytr)
+    # Two latent dimensions of ten classes: chance is 0.10; measured 0.56.
+    assert pipe.score(Xte, yte) > 0.45
+    Z = pipe[:2].transform(Xte)
+    assert Z.shape == (len(Xte), 2)
+
+
+def test_grid_search_over_noise_level_in_processes(digits):
+    X, _ = digits
+    search = GridSearchCV(
+        NoiseInjectedInfoMax(**FAST), {"noise_level": [0.05, 0.5]}, cv=2, n_jobs=2
+    ).fit(X[:600])
+    assert search.best_params_["noise_level"] in (0.05, 0.5)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_estimator_.transform(X[:5]).shape == (5, 2)
+
+
+def test_clone_is_unfitted_with_same_params(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST).fit(X[:200])
+    twin = clone(est)
+    assert twin.get_params() == est.get_params()
+    with pytest.raises(NotFittedError):
+        twin.transform(X[:5])
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "uniform"])
+def test_pickle_and_joblib_round_trip(digits, tmp_path, prior):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(prior=prior, **FAST).fit(X[:300])
+    Z = est.transform(X)
+    assert np.array_equal(pickle.loads(pickle.dumps(est)).transform(X), Z)
+    joblib.dump(est, tmp_path / "m.joblib")
+    assert np.array_equal(joblib.load(tmp_path / "m.joblib").transform(X), Z)
+
+
+def test_cuda_pickle_loads_without_cuda(digits, monkeypatch):
+    """A model fitted on CUDA unpickles on a CPU-only machine.
+
+    Simulated: while pickling, storages are tagged with location 'cuda:0' exactly as
+    on a GPU machine. Plain ``torch.load`` of such bytes fails here; ours maps to CPU.
+    """
+    if torch.cuda.is_available():
+        pytest.skip("simulation needs a machine without CUDA")
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST).fit(X[:200])
+    expected = est.transform(X[:50])
+
+    import torch.serialization as ser
+
+    real_tag = ser.location_tag
+    monkeypatch.setattr(ser, "location_tag", lambda storage: "cuda:0")
+    blob = pickle.dumps(est)
+    buf = io.BytesIO()
+    torch.save(est.encoder_.state_dict(), buf)
+    monkeypatch.setattr(ser, "location_tag", real_tag)
+
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    restored = pickle.loads(blob)
+    assert next(restored.encoder_.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(restored.transform(X[:50]), expected)
+
+
+def test_set_output_pandas(digits):
+    pd = pytest.importorskip("pandas")
+    X, _ = digits
+    df = pd.DataFrame(X[:200], columns=[f"px{i}" for i in range(X.shape[1])])
+    est = NoiseInjectedInfoMax(n_components=3, **FAST).set_output(transform="pandas")
+    out = est.fit_transform(df)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == [f"noiseinjectedinfomax{i}" for i in range(3)]
+    assert list(est.feature_names_in_) == list(df.columns)
+
+
+def test_same_seed_same_latents_and_other_seed_differs(digits):
+    X, _ = digits
+    a = NoiseInjectedInfoMax(**FAST).fit(X[:300]).transform(X)
+    b = NoiseInjectedInfoMax(**FAST).fit(X[:300]).transform(X)
+    c = NoiseInjectedInfoMax(**{**FAST, "random_state": 1}).fit(X[:300]).transform(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("random_state", [None, 0, np.random.RandomState(0)])
+def test_global_random_state_untouched(digits, random_state):
+    X, _ = digits
+    np_state = np.random.get_state()  # noqa: NPY002  (the global state is the subject)
+    torch_state = torch.get_rng_state()
+    est = NoiseInjectedInfoMax(**{**FAST, "random_state": random_state})
+    est.fit(X[:200]).transform(X[:10])
+    est.sample(5)
+    after = np.random.get_state()  # noqa: NPY002
+    assert np_state[0] == after[0] and np.array_equal(np_state[1], after[1])
+    assert np_state[2:] == after[2:]
+    assert torch.equal(torch_state, torch.get_rng_state())
+
+
+def test_user_encoder_module_is_not_mutated(digits):
+    X, _ = digits
+    backbone = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU())
+    before = [p.detach().clone() for p in backbone.parameters()]
+    est = NoiseInjectedInfoMax(encoder=backbone, **FAST).fit(X[:200])
+    assert all(torch.equal(a, b) for a, b in zip(before, backbone.parameters()))
+    assert est.encoder_.backbone is not backbone
+    assert isinstance(est.encoder_.head, torch.nn.Linear)  # width 16 -> 2
+    assert est.transform(X[:7]).shape == (7, 2)
+
+
+def test_custom_augmentation_and_conv_encoder(digits):
+    X, _ = digits
+    calls = []
+
+    def flip_noise(xb, generator):
+        calls.append(xb.shape)
+        img = xb.reshape(-1, 8, 8)
+        flip = torch.rand(len(xb), 1, 1, generator=generator) < 0.5
+        img = torch.where(flip, img.flip(-1), img)
+        return img.reshape(len(xb), -1)
+
+    est = NoiseInjectedInfoMax(
+        encoder="conv",
+        input_shape=(1, 8, 8),
+        augmentation=flip_noise,
+        standardize="global",
+        max_epochs=2,
+        batch_size=128,
+        device="cpu",
+        random_state=0,
+    ).fit(X[:256])
+    assert calls and calls[0] == (128, 64)
+    assert est.transform(X[:4]).shape == (4, 2)
+
+
+@pytest.mark.parametrize("critic", ["separable", "gaussian", "dense"])
+def test_every_critic_trains(digits, critic):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(
+        critic=critic, batch_size=64, **{**FAST, "max_epochs": 2}
+    ).fit(X[:128])
+    assert hasattr(est, "critic_") == (critic != "gaussian")
+    assert math.isfinite(est.mutual_info_)
+
+
+def test_transform_dtype_follows_input(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST).fit(X[:300])
+    z64 = est.transform(X)
+    z32 = est.transform(X.astype(np.float32))
+    assert z64.dtype == np.float64 and z32.dtype == np.float32
+    np.testing.assert_allclose(z32, z64, atol=1e-4)
+    # batch invariance of the float64 path
+    np.testing.assert_allclose(
+        np.vstack([est.transform(X[i : i + 7]) for i in range(0, 70, 7)]),
+        z64[:70],
+        atol=1e-12,
+    )
+
+
+def test_training_latents_are_standardized(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST).fit(X)
+    Z = est.transform(X)
+    np.testing.assert_allclose(Z.mean(0), 0, atol=1e-6)
+    np.testing.assert_allclose(Z.std(0), 1, atol=1e-5)
+
+
+def test_sample_draws_from_prior(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST)
+    with pytest.raises(NotFittedError):
+        est.sample(3)
+    est.fit(X[:200])
+    s = est.sample(4000, random_state=0)
+    assert s.shape == (4000, 2)
+    np.testing.assert_array_equal(s, est.sample(4000, random_state=0))
+    assert stats.kstest(s[:, 0], "norm").pvalue > 1e-3
+    u = NoiseInjectedInfoMax(prior="uniform", **FAST).fit(X[:200]).sample(1000, 0)
+    assert u.min() >= 0 and u.max() <= 1
+    with pytest.raises(ValueError, match="n_samples"):
+        est.sample(0)
+
+
+def test_fitted_attributes(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST).fit(X[:300])
+    assert est.n_iter_ == 5 and len(est.history_) == 5
+    assert set(est.history_[0]) >= {"epoch", "loss", "mi", "time"}
+    assert est.capacity_ == pytest.approx(2.30, abs=1e-9)  # "auto": 1.15 per comp.
+    assert est.kl_upper_bound_ == pytest.approx(est.capacity_ - est.mutual_info_)
+    assert not est.encoder_.training
+    assert next(est.encoder_.parameters()).device.type == "cpu"
+    uni = NoiseInjectedInfoMax(prior="uniform", **FAST).fit(X[:300])
+    assert uni.kl_upper_bound_ is None
+
+
+def test_verbose_progress_bar(digits, capsys):
+    X, _ = digits
+    NoiseInjectedInfoMax(verbose=True, **{**FAST, "max_epochs": 2}).fit(X[:100])
+    err = capsys.readouterr().err
+    assert "mi=" in err and "2/2" in err
+
+
+# ------------------------------------------------------ stopping and faults
+def test_callback_stops_training(digits):
+    X, _ = digits
+    seen = []
+
+    def stop_at_two(epoch, logs):
+        seen.append((epoch, logs["mi"]))
+        return epoch == 2
+
+    est = NoiseInjectedInfoMax(callbacks=[stop_at_two], **FAST).fit(X[:200])
+    assert est.n_iter_ == 2 and [e for e, _ in seen] == [1, 2]
+
+
+def test_early_stopping_uses_validation_mi(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(
+        early_stopping=True,
+        n_iter_no_change=1,
+        tol=10.0,  # nothing improves by 10 nats: stop right after the first epoch
+        **{**FAST, "max_epochs": 50},
+    ).fit(X[:400])
+    assert est.n_iter_ == 2
+    assert all("val_mi" in h for h in est.history_)
+
+
+def test_keyboard_interrupt_keeps_a_usable_model(digits):
+    X, _ = digits
+
+    def interrupt(epoch, logs):
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    est = NoiseInjectedInfoMax(callbacks=[interrupt], **{**FAST, "max_epochs": 50})
+    with pytest.warns(UserWarning, match="interrupted after 3 epoch"):
+        est.fit(X[:200])
+    check_is_fitted(est)
+    assert est.n_iter_ == 3
+    assert np.all(np.isfinite(est.transform(X[:10])))
+
+
+def test_non_finite_loss_raises_and_leaves_unfitted(digits):
+    X, _ = digits
+
+    def poison(xb, generator):
+        return xb * float("nan")
+
+    est = NoiseInjectedInfoMax(**FAST).fit(X[:100])  # a previous good fit
+    est.set_params(augmentation=poison)
+    with pytest.raises(FloatingPointError, match="non-finite.*learning_rate"):
+        est.fit(X[:100])
+    with pytest.raises(NotFittedError):
+        est.transform(X[:5])
+
+
+def test_capacity_warning(digits):
+    X, _ = digits
+    with pytest.warns(CapacityWarning, match="log\\(batch_size\\)"):
+        NoiseInjectedInfoMax(noise_level=1e-3, **{**FAST, "max_epochs": 1}).fit(X[:100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CapacityWarning)
+        NoiseInjectedInfoMax(**{**FAST, "max_epochs": 1}).fit(X[:100])
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0], [3, 4]]), "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0], [3, 4]]), "infinity"),
+        (np.arange(10.0), "2D array"),
+        (np.zeros((4, 3, 2)), "dim 3"),
+        (np.zeros((1, 3)), "1 sample"),
+        (sp.random(10, 4, density=0.5, format="csr", random_state=0), "[Ss]parse"),
+    ],
+    ids=["nan", "inf", "1d", "3d", "one-sample", "sparse"],
+)
+def test_bad_input_is_rejected_before_training(X, match):
+    calls = []
+    est = NoiseInjectedInfoMax(callbacks=[lambda e, logs: calls.append(e)], **FAST)
+    with pytest.raises((ValueError, TypeError), match=match):
+        est.fit(X)
+    assert not calls
+    with pytest.raises(NotFittedError):
+        est.transform(np.zeros((2, 3)))
+
+
+def test_wrong_feature_count_at_transform(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST).fit(X[:100])
+    with pytest.raises(ValueError, match="64 features"):
+        est.transform(X[:5, :10])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"noise_level": -1.0}, "noise_level"),
+        ({"prior": "laplace"}, "prior"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"critic": "mine"}, "critic"),
+        ({"input_noise": 1.0}, "input_noise"),
+        ({"hidden_layer_sizes": (16, -2)}, "hidden_layer_sizes"),
+        ({"device": "tpu"}, "device"),
+        ({"encoder": "conv"}, "square image"),
+        ({"encoder": "conv", "input_shape": (1, 4, 4)}, "input_shape"),
+        ({"early_stopping": True, "validation_fraction": 0.01}, "validation"),
+        ({"callbacks": [1]}, "callbacks"),
+    ],
+)
+def test_bad_parameters(params, match):
+    X = np.random.default_rng(0).standard_normal((30, 5))
+    with pytest.raises(ValueError, match=match):
+        NoiseInjectedInfoMax(**{**FAST, **params}).fit(X)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_requested_without_cuda():
+    X = np.random.default_rng(0).standard_normal((30, 5))
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        NoiseInjectedInfoMax(**{**FAST, "device": "cuda"}).fit(X)
+
+
+# ---------------------------------------------------------------- quality
+def test_gaussian_prior_matches_on_latent_gaussian_data():
+    X, _ = _latent_gaussian_data(4000, seed=0)
+    X_new, _ = _latent_gaussian_data(2000, seed=1)
+    est = NoiseInjectedInfoMax(
+        hidden_layer_sizes=(64, 64), max_epochs=60, device="cpu", random_state=0
+    ).fit(X)
+    Z = est.transform(X_new)
+    # Simple hypothesis N(0, I) on held-out points: each component, a random
+    # projection, and the squared radius against chi2(2).
+    for j in range(2):
+        assert stats.kstest(Z[:, j], "norm").pvalue > 0.01
+    w = np.random.default_rng(0).standard_normal(2)
+    proj = Z @ (w / np.linalg.norm(w))
+    assert stats.shapiro(proj[:500]).pvalue > 0.01
+    assert stats.kstest((Z**2).sum(1), stats.chi2(2).cdf).pvalue > 0.01
+    assert est.mutual_info_ <= min(est.capacity_, math.log(512)) + 0.05
+
+
+def test_uniform_prior_matches_on_latent_gaussian_data():
+    X, _ = _latent_gaussian_data(4000, seed=0)
+    X_new, _ = _latent_gaussian_data(2000, seed=1)
+    est = NoiseInjectedInfoMax(
+        prior="uniform",
+        hidden_layer_sizes=(64, 64),
+        max_epochs=60,
+        device="cpu",
+        random_state=0,
+    ).fit(X)
+    Z = est.transform(X_new)
+    assert Z.min() >= 0.0 and Z.max() <= 1.0
+    for j in range(2):
+        assert stats.kstest(Z[:, j], "uniform").pvalue > 0.01
+
+
+def test_mi_estimate_respects_capacity_and_log_n(digits):
+    X, _ = digits
+    for noise_level in (0.05, 1.0):
+        est = NoiseInjectedInfoMax(
+            noise_level=noise_level, batch_size=64, **{**FAST, "max_epochs": 8}
+        ).fit(X[:640])
+        ceiling = min(est.capacity_, math.log(64))
+        assert est.mutual_info_ <= ceiling + 0.05
+        assert max(h["mi"] for h in est.history_) <= ceiling + 0.1
+
+
+def test_score_prefers_matching_noise(digits):
+    X, _ = digits
+    X = StandardScaler().fit_transform(X)
+    est = NoiseInjectedInfoMax(**{**FAST, "max_epochs": 20}).fit(X)
+    # score is -KL(latents || prior): at most about 0, finite.
+    assert -1.0 < est.score(X) < 0.2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_fit_transform_and_pickle(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**{**FAST, "device": "cuda"}).fit(X)
+    Z = est.transform(X)
+    assert next(est.encoder_.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(est)).transform(X), Z)
+    est.set_params(device="cpu")
+    np.testing.assert_allclose(est.transform(X), Z, atol=1e-5)

@@ -1,0 +1,89 @@
+"""Property tests for the pure torch pieces: channels, capacity, InfoNCE."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skdim_dm import capacity_to_noise_level, noise_level_to_capacity
+from skdim_dm._objective import GaussianChannel, UniformChannel, infonce
+
+priors = st.sampled_from(["gaussian", "uniform"])
+dims = st.integers(1, 64)
+
+
+@given(noise=st.floats(1e-4, 1e3), d=dims, prior=priors)
+def test_capacity_round_trip(noise, d, prior):
+    c = noise_level_to_capacity(noise, d, prior)
+    assert c > 0
+    assert capacity_to_noise_level(c, d, prior) == pytest.approx(noise, rel=1e-9)
+
+
+@given(noise=st.floats(1e-3, 1e2), d=dims, prior=priors)
+def test_capacity_matches_paper_formulas(noise, d, prior):
+    c = noise_level_to_capacity(noise, d, prior)
+    if prior == "gaussian":
+        expected = d / 2 * math.log(1 + 1 / noise**2)
+    else:
+        expected = d * math.log(1 + 1 / (2 * noise))
+    assert c == pytest.approx(expected, rel=1e-9)
+    # both channels: capacity is -log p per component
+    channel = (GaussianChannel if prior == "gaussian" else UniformChannel)(noise)
+    assert c == pytest.approx(-d * math.log(channel.p), rel=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(noise=st.floats(0.01, 10.0), seed=st.integers(0, 2**31))
+def test_gaussian_channel_keeps_unit_variance_and_adds_sigma(noise, seed):
+    g = torch.Generator().manual_seed(seed)
+    e = torch.randn(200_000, 1, generator=g, dtype=torch.float64)
+    ch = GaussianChannel(noise)
+    y = ch(e, g)
+    assert y.var().item() == pytest.approx(1.0, abs=0.02)
+    # y / sqrt(1 - p^2) = e + Z with Z ~ N(0, sigma^2)
+    z = y / math.sqrt(1 - ch.p**2) - e
+    assert z.std().item() == pytest.approx(noise, rel=0.02)
+
+
+@settings(max_examples=25, deadline=None)
+@given(noise=st.floats(0.01, 10.0), seed=st.integers(0, 2**31))
+def test_uniform_channel_stays_in_cube_with_half_width_eps(noise, seed):
+    g = torch.Generator().manual_seed(seed)
+    e = torch.rand(100_000, 2, generator=g, dtype=torch.float64)
+    ch = UniformChannel(noise)
+    y = ch(e, g)
+    assert y.min() >= 0 and y.max() <= 1
+    z = y / (1 - ch.p) - e  # = U([0, 2 eps]): width 2 eps
+    assert (z.max() - z.min()).item() == pytest.approx(2 * noise, rel=0.01)
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(2, 64), scale=st.floats(0.0, 1e4), seed=st.integers(0, 2**31))
+def test_infonce_never_exceeds_log_n(n, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    scores = scale * torch.randn(n, n, generator=g, dtype=torch.float64)
+    assert infonce(scores).item() <= math.log(n) + 1e-9
+
+
+def test_infonce_limits():
+    n = 16
+    assert infonce(torch.zeros(n, n)).item() == pytest.approx(0.0, abs=1e-6)
+    assert infonce(1e4 * torch.eye(n)).item() == pytest.approx(math.log(n), abs=1e-6)
+
+
+def test_analytic_critic_is_the_log_density_ratio():
+    """T(y, e) differs from log N(y; rho e, p^2) - log N(y; 0, 1) by a constant."""
+    ch = GaussianChannel(0.5)
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    e = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    rho, p = math.sqrt(1 - ch.p**2), ch.p
+    exact = (
+        -((y[:, None] - rho * e[None]) ** 2).sum(-1) / (2 * p**2)
+        + (y[:, None] ** 2).sum(-1) / 2
+    )
+    diff = (ch.log_density_ratio(y, e) - exact).numpy()
+    np.testing.assert_allclose(diff, 0.0, atol=1e-9)
