@@ -1,0 +1,204 @@
+"""Latent scorers: on bare estimators, inside pipelines, and in GridSearchCV."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skdim_dm import NoiseInjectedInfoMax
+from skdim_dm.metrics import (
+    LATENT_METRICS,
+    TestResult,
+    gaussianity_scorer,
+    henze_zirkler,
+    knn_kl_divergence,
+    make_latent_scorer,
+    prior_scorer,
+    sliced_wasserstein,
+    uniformity_scorer,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600], y[:600]
+
+
+def _small(**params):
+    return NoiseInjectedInfoMax(
+        hidden_layer_sizes=(16,), max_epochs=2, device="cpu", random_state=0, **params
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    X, y = digits
+    return {
+        "gaussian": _small().fit(X),
+        "uniform": _small(prior="uniform").fit(X),
+        "pipeline": make_pipeline(
+            StandardScaler(), _small(), LogisticRegression(max_iter=200)
+        ).fit(X, y),
+    }
+
+
+def test_prior_scorer_equals_estimator_score(fitted, digits):
+    X, _ = digits
+    for prior in ("gaussian", "uniform"):
+        est = fitted[prior]
+        value = prior_scorer(est, X)
+        assert np.isfinite(value)
+        assert value == est.score(X)
+        assert value == -knn_kl_divergence(est.transform(X), prior)
+
+
+def test_gaussianity_and_uniformity_scorers(fitted, digits):
+    X, _ = digits
+    Zg = fitted["gaussian"].transform(X)
+    Zu = fitted["uniform"].transform(X)
+    assert gaussianity_scorer(fitted["gaussian"], X) == -knn_kl_divergence(Zg)
+    assert uniformity_scorer(fitted["uniform"], X) == -knn_kl_divergence(Zu, "uniform")
+    assert gaussianity_scorer(fitted["uniform"], X) == -knn_kl_divergence(Zu)
+    # Gaussian latents leave the unit cube: infinitely far from uniform.
+    assert uniformity_scorer(fitted["gaussian"], X) == -np.inf
+    assert repr(prior_scorer) == "prior_scorer"
+
+
+def test_scorers_transform_up_to_the_infomax_step(fitted, digits):
+    X, y = digits
+    pipe = fitted["pipeline"]
+    Z = pipe[1].transform(pipe[0].transform(X))
+    assert prior_scorer(pipe, X, y) == -knn_kl_divergence(Z)
+    assert gaussianity_scorer(pipe, X) == -knn_kl_divergence(Z)
+    # Nested: the pipeline inside another pipeline, after a further step.
+    outer = Pipeline([("noop", "passthrough"), ("inner", pipe[:2])])
+    assert prior_scorer(outer, X) == -knn_kl_divergence(Z)
+
+
+def test_scorers_need_an_infomax_step(digits):
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=50)).fit(X, y)
+    for scorer in (prior_scorer, gaussianity_scorer, make_latent_scorer("knn_kl")):
+        with pytest.raises(TypeError, match="NoiseInjectedInfoMax"):
+            scorer(pipe, X, y)
+
+
+@pytest.mark.parametrize("name", sorted(LATENT_METRICS))
+def test_named_metrics_score_with_their_direction(name, fitted, digits):
+    X, _ = digits
+    est = fitted["gaussian"]
+    scorer = make_latent_scorer(name)
+    value = scorer(est, X)
+    assert isinstance(value, float) and not np.isnan(value)
+    metric, greater_is_better = LATENT_METRICS[name]
+    flipped = make_latent_scorer(name, greater_is_better=not greater_is_better)
+    assert flipped(est, X) == -value
+    assert pickle.loads(pickle.dumps(scorer))(est, X) == value
+
+
+def test_make_latent_scorer_values(fitted, digits):
+    X, _ = digits
+    est = fitted["gaussian"]
+    Z = est.transform(X)
+    sw = make_latent_scorer("sliced_wasserstein", n_projections=32, random_state=5)
+    assert sw(est, X) == -sliced_wasserstein(Z, n_projections=32, random_state=5)
+    assert "n_projections=32" in repr(sw)
+    # A test result scores by its p-value.
+    assert make_latent_scorer(henze_zirkler)(est, X) == henze_zirkler(Z).pvalue
+    # An explicit prior overrides the estimator's.
+    kl_u = make_latent_scorer(
+        knn_kl_divergence, greater_is_better=False, prior="uniform"
+    )
+    assert kl_u(fitted["uniform"], X) == uniformity_scorer(fitted["uniform"], X)
+
+
+def test_callable_metric_gets_the_estimator_prior(fitted, digits):
+    X, _ = digits
+    seen = []
+
+    def metric(Z, prior="none", scale=1.0):
+        seen.append((Z.shape, prior))
+        return scale * float(Z.mean())
+
+    scorer = make_latent_scorer(metric, scale=2.0)
+    assert scorer(fitted["uniform"], X) == 2.0 * float(
+        fitted["uniform"].transform(X).mean()
+    )
+    scorer(fitted["gaussian"], X)
+    assert seen == [((600, 2), "uniform"), ((600, 2), "gaussian")]
+    # Metrics without a prior argument are called without one.
+    assert make_latent_scorer(lambda Z: Z.shape[0])(fitted["gaussian"], X) == 600.0
+    # ... but a prior given explicitly is passed as given.
+    with pytest.raises(TypeError, match="prior"):
+        make_latent_scorer(lambda Z: 0.0, prior="uniform")(fitted["gaussian"], X)
+
+
+def test_make_latent_scorer_rejects_bad_input(fitted, digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="unknown latent metric"):
+        make_latent_scorer("accuracy")
+    with pytest.raises(TypeError, match="name or a callable"):
+        make_latent_scorer(3)
+    with pytest.raises(TypeError, match="greater_is_better"):
+        make_latent_scorer("knn_kl", greater_is_better="yes")
+    with pytest.raises(TypeError, match="must return a number"):
+        make_latent_scorer(lambda Z: {"a": 1})(fitted["gaussian"], X)
+    assert isinstance(henze_zirkler(np.eye(3)[[0, 1, 2, 0, 1, 2, 0]]), TestResult)
+
+
+def _within_two_points_best_matching(cv_results):
+    """Refit rule: best matching among candidates within 0.02 of the best accuracy."""
+    acc = np.asarray(cv_results["mean_test_accuracy"])
+    match = np.asarray(cv_results["mean_test_matching"])
+    ok = acc >= acc.max() - 0.02
+    return int(np.flatnonzero(ok)[np.argmax(match[ok])])
+
+
+def test_grid_search_trades_accuracy_for_matching():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]  # small: every fit is a handful of steps
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "infomax",
+                NoiseInjectedInfoMax(
+                    hidden_layer_sizes=(64,), max_epochs=5, device="cpu", random_state=0
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=300)),
+        ]
+    )
+    cv = StratifiedKFold(n_splits=2, shuffle=True, random_state=0)
+    levels = [0.1, 0.5, 2.0]
+    search = GridSearchCV(
+        pipe,
+        {"infomax__noise_level": levels},
+        scoring={"accuracy": "accuracy", "matching": prior_scorer},
+        refit=_within_two_points_best_matching,
+        cv=cv,
+    ).fit(X, y)
+    res = search.cv_results_
+    acc, match = res["mean_test_accuracy"], res["mean_test_matching"]
+    assert np.all(np.isfinite(match)) and np.all(match < 1.0)
+    assert np.ptp(match) > 0.01  # the noise level changes how well latents match
+    best = search.best_index_
+    assert acc[best] >= acc.max() - 0.02
+    assert match[best] == max(m for a, m in zip(acc, match) if a >= acc.max() - 0.02)
+    assert search.best_params_ == {"infomax__noise_level": levels[best]}
+    # The recorded matching score is the scorer on the held-out fold.
+    train, test = next(cv.split(X, y))
+    again = clone(pipe).set_params(infomax__noise_level=levels[0])
+    again.fit(X[train], y[train])
+    assert res["split0_test_matching"][0] == pytest.approx(
+        prior_scorer(again, X[test]), rel=1e-9
+    )
+    assert search.best_estimator_[1].noise_level == levels[best]
+    assert np.isfinite(prior_scorer(search.best_estimator_, X))
