@@ -1,32 +1,86 @@
-"""Target distributions: what ``prior=`` means, how to sample it.
+"""Target distributions: what ``prior=`` means, how to reach and sample it.
 
 A prior names a *base* on which training runs (``"gaussian"``: ``N(0, I)``, or
 ``"uniform"``: ``U([0, 1]^d)``) and a fixed bijection from the base to the target.
-For the two built-in priors the bijection is the identity.
+Mutual information is invariant under bijections, so the encoder that matches the
+base also matches the target once the bijection is applied (PAPER.md section 2).
+
+* ``"gaussian"``, ``"uniform"``: the bijection is the identity.
+* a frozen ``scipy.stats`` continuous distribution, or a list of them (one per
+  component): the probability integral transform ``t = F^{-1}(Phi(z))`` per
+  component, from the Gaussian base.
+* :class:`FlowPrior` (or a ``(forward, inverse)`` pair, or an object with
+  ``forward`` and ``inverse`` methods such as a normalizing-flow module): a
+  user-supplied invertible map from the base to the target.
+
+Numpy in, numpy out. The one scikit-learn piece is ``PRIOR_CONSTRAINTS``, the
+parameter-validation entry for ``prior=``; the finer checks live in
+:func:`resolve_prior`.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
-__all__ = ["Prior", "resolve_prior"]
+import numpy as np
+from scipy import stats
+
+from ._validation import HasMethods, StrOptions
+
+__all__ = [
+    "Prior",
+    "FlowPrior",
+    "resolve_prior",
+    "ks_against_target",
+    "KSResult",
+    "prior_to_config",
+    "prior_from_config",
+    "PRIOR_CONSTRAINTS",
+]
+
+_BASES = ("gaussian", "uniform")
+#: Gaussian base latents are clipped to +-Z_MAX before the probability integral
+#: transform: ``Phi(-37.5)`` is about 4.6e-308, just above the smallest normal double.
+Z_MAX = 37.5
 
 
 class Prior:
-    """A target distribution reached from a base by a fixed bijection."""
+    """A target distribution reached from a base by a fixed bijection.
 
-    def __init__(self, base: str):
-        if base not in ("gaussian", "uniform"):
+    ``Prior("gaussian")`` and ``Prior("uniform")`` are the built-in targets, with the
+    identity as bijection. Subclasses override :meth:`to_target` and
+    :meth:`from_target` (and, when they know it, :meth:`marginal_cdf` and
+    :meth:`logpdf`).
+
+    Parameters
+    ----------
+    base : {"gaussian", "uniform"}
+        Distribution the encoder is trained to match: ``N(0, I)`` or ``U([0, 1]^d)``.
+    """
+
+    def __init__(self, base: str = "gaussian"):
+        if base not in _BASES:
             raise ValueError(f"base must be 'gaussian' or 'uniform', got {base!r}")
         self.base = base
 
+    # ----------------------------------------------------------- base space
     def sample_base(
         self, n_samples: int, n_components: int, rng: np.random.Generator
     ) -> np.ndarray:
+        """Draws from the base, shape ``(n_samples, n_components)``."""
+        self.check_n_components(n_components)
         if self.base == "gaussian":
             return rng.standard_normal((n_samples, n_components))
         return rng.random((n_samples, n_components))
 
+    def base_cdf(self, z: np.ndarray) -> np.ndarray:
+        """Per-component CDF of the base."""
+        if self.base == "gaussian":
+            return stats.norm.cdf(z)
+        return np.clip(z, 0.0, 1.0)
+
+    # ------------------------------------------------------------ bijection
     def to_target(self, z: np.ndarray) -> np.ndarray:
         """Map base latents to the target's space (identity for built-ins)."""
         return z
@@ -38,12 +92,436 @@ class Prior:
     def sample(
         self, n_samples: int, n_components: int, rng: np.random.Generator
     ) -> np.ndarray:
+        """Draws from the target, shape ``(n_samples, n_components)``."""
         return self.to_target(self.sample_base(n_samples, n_components, rng))
 
+    # ------------------------------------------------------- target density
+    def check_n_components(self, n_components: int) -> None:
+        """Raise ``ValueError`` when the prior cannot have ``n_components``."""
 
-def resolve_prior(prior) -> Prior:
+    def marginal_cdf(self, t: np.ndarray) -> np.ndarray:
+        """Per-component CDF of the target at ``t`` of shape ``(n, d)``.
+
+        Exact for the built-in and ``scipy.stats`` priors; the base CDF of
+        ``from_target(t)`` otherwise, which is the marginal CDF of the target only
+        when the bijection acts per component.
+        """
+        return self.base_cdf(self.from_target(t))
+
+    def logpdf(self, t: np.ndarray) -> np.ndarray:
+        """Log density of the target at the rows of ``t``, shape ``(n,)``."""
+        t = np.asarray(t, dtype=np.float64)
+        if self.base == "gaussian":
+            return stats.norm.logpdf(t).sum(axis=1)
+        inside = np.all((t >= 0) & (t <= 1), axis=1)
+        return np.where(inside, 0.0, -np.inf)
+
+    def __repr__(self) -> str:
+        return f"Prior({self.base!r})"
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.base))
+
+
+def _is_frozen_continuous(obj) -> bool:
+    return isinstance(getattr(obj, "dist", None), stats.rv_continuous) and all(
+        callable(getattr(obj, m, None)) for m in ("ppf", "isf", "cdf", "sf")
+    )
+
+
+def _is_frozen_discrete(obj) -> bool:
+    return isinstance(getattr(obj, "dist", None), stats.rv_discrete)
+
+
+class _MarginalPrior(Prior):
+    """Independent components, each a frozen ``scipy.stats`` continuous distribution.
+
+    Reached from ``N(0, I)`` per component by ``t = F^{-1}(Phi(z))``, evaluated as
+    ``ppf(cdf(z))`` for ``z <= 0`` and ``isf(sf(z))`` for ``z > 0`` so that neither
+    tail rounds to ``Phi(z) = 1``.
+    """
+
+    def __init__(self, dists: Sequence, broadcast: bool):
+        super().__init__("gaussian")
+        self.dists = list(dists)
+        self.broadcast = broadcast
+
+    def check_n_components(self, n_components: int) -> None:
+        if not self.broadcast and len(self.dists) != n_components:
+            raise ValueError(
+                f"prior is a list of {len(self.dists)} distributions but "
+                f"n_components={n_components}: give one distribution per component, "
+                "or a single distribution for all of them"
+            )
+
+    def _per_component(self, d: int) -> list:
+        self.check_n_components(d)
+        return self.dists * d if self.broadcast else self.dists
+
+    def _check_2d(self, a) -> np.ndarray:
+        a = np.asarray(a)
+        if a.ndim != 2:
+            raise ValueError(f"latents must be 2-D (n_samples, d), got shape {a.shape}")
+        return a
+
+    def to_target(self, z: np.ndarray) -> np.ndarray:
+        z = self._check_2d(z)
+        out_dtype = z.dtype if z.dtype in (np.float32, np.float64) else np.float64
+        z = np.clip(z.astype(np.float64), -Z_MAX, Z_MAX)
+        out = np.empty_like(z)
+        lower = z <= 0
+        for j, dist in enumerate(self._per_component(z.shape[1])):
+            lo, zj = lower[:, j], z[:, j]
+            col = np.empty_like(zj)
+            col[lo] = dist.ppf(stats.norm.cdf(zj[lo]))
+            col[~lo] = dist.isf(stats.norm.sf(zj[~lo]))
+            out[:, j] = col
+        return out.astype(out_dtype, copy=False)
+
+    def from_target(self, t: np.ndarray) -> np.ndarray:
+        t = self._check_2d(t)
+        out_dtype = t.dtype if t.dtype in (np.float32, np.float64) else np.float64
+        t = t.astype(np.float64)
+        out = np.empty_like(t)
+        for j, dist in enumerate(self._per_component(t.shape[1])):
+            tj = t[:, j]
+            u = dist.cdf(tj)
+            lo = u <= 0.5
+            col = np.empty_like(tj)
+            col[lo] = stats.norm.ppf(u[lo])
+            col[~lo] = stats.norm.isf(dist.sf(tj[~lo]))
+            out[:, j] = col
+        out = np.clip(np.nan_to_num(out, nan=0.0), -Z_MAX, Z_MAX)
+        return out.astype(out_dtype, copy=False)
+
+    def marginal_cdf(self, t: np.ndarray) -> np.ndarray:
+        t = self._check_2d(t).astype(np.float64)
+        dists = self._per_component(t.shape[1])
+        return np.column_stack([dist.cdf(t[:, j]) for j, dist in enumerate(dists)])
+
+    def logpdf(self, t: np.ndarray) -> np.ndarray:
+        t = self._check_2d(t).astype(np.float64)
+        dists = self._per_component(t.shape[1])
+        return sum(dist.logpdf(t[:, j]) for j, dist in enumerate(dists))
+
+    def __repr__(self) -> str:
+        names = [_describe_dist(d) for d in self.dists]
+        return f"_MarginalPrior({names if not self.broadcast else names[0]})"
+
+    def __eq__(self, other) -> bool:
+        return (
+            type(other) is type(self)
+            and other.broadcast == self.broadcast
+            and [_describe_dist(d) for d in other.dists]
+            == [_describe_dist(d) for d in self.dists]
+        )
+
+    __hash__ = Prior.__hash__
+
+
+def _describe_dist(dist) -> str:
+    num = lambda v: repr(float(v)) if np.ndim(v) == 0 else repr(v)  # noqa: E731
+    args = [num(a) for a in dist.args]
+    args += [f"{k}={num(v)}" for k, v in dist.kwds.items()]
+    return f"{dist.dist.name}({', '.join(args)})"
+
+
+class FlowPrior(Prior):
+    """A target given by an invertible map from the base, e.g. a normalizing flow.
+
+    The encoder is trained to match the base (``N(0, I)`` by default); ``transform``
+    returns ``forward(z)``, ``sample`` draws ``forward(z)`` with ``z`` from the base
+    and ``score`` maps latents back with ``inverse``.
+
+    Parameters
+    ----------
+    forward : callable or torch.nn.Module
+        Maps base latents of shape ``(n, d)`` to the target. A ``torch.nn.Module``
+        (or a bound method of one) receives a tensor in the module's dtype on its
+        device, under ``torch.no_grad()``; any other callable receives a float64
+        numpy array. Either may return a numpy array or a tensor.
+
+    inverse : callable or torch.nn.Module
+        The inverse map, target to base, called the same way.
+
+    base : {"gaussian", "uniform"}, default="gaussian"
+        The base the maps start from.
+
+    Notes
+    -----
+    The estimator deep-copies its parameters when cloned, so a module passed here
+    is copied too. A prior holding a lambda cannot be pickled; one holding a
+    module or a module-level function can. :meth:`NoiseInjectedInfoMax.save`
+    cannot store arbitrary code and refuses a ``FlowPrior``: use ``joblib`` or
+    ``pickle`` for such models.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdim_dm import FlowPrior
+    >>> log_normal = FlowPrior(np.exp, np.log)
+    >>> log_normal.to_target(np.zeros((1, 2)))
+    array([[1., 1.]])
+    """
+
+    def __init__(
+        self,
+        forward: Callable,
+        inverse: Callable,
+        *,
+        base: str = "gaussian",
+    ):
+        super().__init__(base)
+        for name, fn in (("forward", forward), ("inverse", inverse)):
+            if not callable(fn):
+                raise TypeError(f"FlowPrior {name} must be callable, got {fn!r}")
+        self.forward = forward
+        self.inverse = inverse
+
+    def to_target(self, z: np.ndarray) -> np.ndarray:
+        return _apply(self.forward, z, "forward")
+
+    def from_target(self, t: np.ndarray) -> np.ndarray:
+        return _apply(self.inverse, t, "inverse")
+
+    def logpdf(self, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(
+            "the density of a FlowPrior target needs the Jacobian of its map; "
+            "evaluate it with the flow itself"
+        )
+
+    def __repr__(self) -> str:
+        extra = "" if self.base == "gaussian" else f", base={self.base!r}"
+        return f"FlowPrior({_name(self.forward)}, {_name(self.inverse)}{extra})"
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _torch_module_of(fn):
+    """The ``torch.nn.Module`` behind ``fn`` (itself or a bound method's owner)."""
+    try:
+        from torch import nn
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return None
+    if isinstance(fn, nn.Module):
+        return fn
+    owner = getattr(fn, "__self__", None)
+    return owner if isinstance(owner, nn.Module) else None
+
+
+def _apply(fn, a, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    out_dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.float64
+    module = _torch_module_of(fn)
+    if module is not None:
+        import torch
+
+        ref = next(iter(module.parameters()), None)
+        if ref is None:
+            ref = next(iter(module.buffers()), None)
+        dtype = ref.dtype if ref is not None else torch.float32
+        device = ref.device if ref is not None else torch.device("cpu")
+        with torch.no_grad():
+            out = fn(torch.as_tensor(a, dtype=dtype, device=device))
+    else:
+        out = fn(a.astype(np.float64, copy=False))
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    out = np.asarray(out)
+    if out.shape != a.shape:
+        raise ValueError(
+            f"the prior's {name} map must keep the shape {a.shape}, "
+            f"returned {out.shape}"
+        )
+    return out.astype(out_dtype, copy=False)
+
+
+def resolve_prior(prior, n_components: int | None = None) -> Prior:
+    """The :class:`Prior` behind a ``prior=`` parameter value.
+
+    Accepts ``"gaussian"``, ``"uniform"``, a :class:`Prior`, a frozen
+    ``scipy.stats`` continuous distribution, a list of them, a ``(forward,
+    inverse)`` pair of callables, or an object with ``forward`` and ``inverse``
+    methods. With ``n_components``, also checks that a list has one distribution
+    per component.
+    """
+    resolved = _resolve(prior)
+    if n_components is not None:
+        resolved.check_n_components(int(n_components))
+    return resolved
+
+
+def _resolve(prior) -> Prior:
     if isinstance(prior, Prior):
         return prior
-    if prior in ("gaussian", "uniform"):
-        return Prior(prior)
-    raise ValueError(f"prior must be 'gaussian' or 'uniform', got {prior!r}")
+    if isinstance(prior, str):
+        if prior in _BASES:
+            return Prior(prior)
+        raise ValueError(
+            f"prior must be 'gaussian', 'uniform', a frozen scipy.stats continuous "
+            f"distribution, a list of them, or a FlowPrior; got {prior!r}"
+        )
+    if _is_frozen_continuous(prior):
+        return _MarginalPrior([prior], broadcast=True)
+    if _is_frozen_discrete(prior):
+        raise ValueError(
+            f"prior must be a continuous distribution; {prior.dist.name} is discrete"
+        )
+    if isinstance(prior, list):
+        if not prior:
+            raise ValueError(
+                "prior is an empty list: give one distribution per component"
+            )
+        bad = [i for i, d in enumerate(prior) if not _is_frozen_continuous(d)]
+        if bad:
+            raise ValueError(
+                "a list prior must hold frozen scipy.stats continuous distributions "
+                f"(e.g. scipy.stats.expon()); item {bad[0]} is {prior[bad[0]]!r}"
+            )
+        return _MarginalPrior(prior, broadcast=False)
+    if isinstance(prior, tuple):
+        if len(prior) != 2 or not all(callable(f) for f in prior):
+            raise ValueError(
+                "a tuple prior must be a (forward, inverse) pair of callables mapping "
+                f"N(0, I) to the target and back; got {prior!r}"
+            )
+        return FlowPrior(prior[0], prior[1])
+    if callable(getattr(prior, "forward", None)) and callable(
+        getattr(prior, "inverse", None)
+    ):
+        return FlowPrior(prior.forward, prior.inverse)
+    raise ValueError(
+        "prior must be 'gaussian', 'uniform', a frozen scipy.stats continuous "
+        "distribution, a list of them, a (forward, inverse) pair, or a FlowPrior; "
+        f"got {prior!r}"
+    )
+
+
+# --------------------------------------------------------------------- metrics
+class KSResult(NamedTuple):
+    """Per-component Kolmogorov-Smirnov test against the target's marginals."""
+
+    statistic: np.ndarray
+    pvalue: np.ndarray
+
+
+def ks_against_target(Z, prior="gaussian") -> KSResult:
+    """Kolmogorov-Smirnov test of each latent component against the target CDF.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, n_components)
+        Latents in the target's space (as returned by ``transform``).
+    prior : prior parameter value or Prior, default="gaussian"
+        Anything ``prior=`` accepts.
+
+    Returns
+    -------
+    KSResult
+        ``statistic`` and ``pvalue`` arrays of shape ``(n_components,)``. For a
+        :class:`FlowPrior` the components are tested in the base space, after
+        ``inverse``.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[0] < 1:
+        raise ValueError(f"Z must be 2-D (n_samples, n_components), got {Z.shape}")
+    p = resolve_prior(prior, Z.shape[1])
+    U = p.marginal_cdf(Z)
+    res = [stats.kstest(U[:, j], "uniform") for j in range(Z.shape[1])]
+    return KSResult(
+        np.array([r.statistic for r in res]), np.array([r.pvalue for r in res])
+    )
+
+
+# ----------------------------------------------------------------- persistence
+def _dist_to_config(dist) -> dict:
+    name = dist.dist.name
+    family = getattr(stats, name, None)
+    if not isinstance(family, stats.rv_continuous) or type(family) is not type(
+        dist.dist
+    ):
+        raise TypeError(
+            f"distribution {name!r} is not one of scipy.stats' own, so it cannot be "
+            "saved as JSON; persist the model with joblib or pickle instead"
+        )
+
+    def scalar(v):
+        a = np.asarray(v)
+        if a.ndim != 0 or not np.issubdtype(a.dtype, np.number):
+            raise TypeError(
+                f"distribution {name!r} has a non-scalar parameter {v!r}, so it "
+                "cannot be saved as JSON; persist the model with joblib or pickle"
+            )
+        return float(a)
+
+    return {
+        "name": name,
+        "args": [scalar(a) for a in dist.args],
+        "kwds": {str(k): scalar(v) for k, v in dist.kwds.items()},
+    }
+
+
+def _dist_from_config(cfg) -> object:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
+        raise ValueError(f"invalid distribution entry {cfg!r}")
+    family = getattr(stats, cfg["name"], None)
+    if not isinstance(family, stats.rv_continuous):
+        raise ValueError(
+            f"{cfg['name']!r} is not a scipy.stats continuous distribution"
+        )
+    args, kwds = cfg.get("args", []), cfg.get("kwds", {})
+    if not (
+        isinstance(args, list)
+        and isinstance(kwds, dict)
+        and all(isinstance(a, (int, float)) for a in [*args, *kwds.values()])
+    ):
+        raise ValueError(f"invalid parameters for distribution {cfg['name']!r}")
+    return family(*args, **kwds)
+
+
+def prior_to_config(prior) -> dict:
+    """JSON-ready description of a ``prior=`` value (not of arbitrary code).
+
+    Raises ``TypeError`` for priors that hold code (``FlowPrior``, a ``(forward,
+    inverse)`` pair, a custom ``Prior`` subclass or a user-defined distribution).
+    """
+    if isinstance(prior, str) and prior in _BASES:
+        return {"kind": "builtin", "name": prior}
+    if type(prior) is Prior:
+        return {"kind": "base", "name": prior.base}
+    if _is_frozen_continuous(prior):
+        return {"kind": "scipy", "dist": _dist_to_config(prior)}
+    if isinstance(prior, list) and prior and all(map(_is_frozen_continuous, prior)):
+        return {"kind": "scipy_list", "dists": [_dist_to_config(d) for d in prior]}
+    raise TypeError(
+        f"prior {prior!r} holds code (a map or a custom class) that cannot be saved "
+        "as JSON; persist the model with joblib or pickle instead"
+    )
+
+
+def prior_from_config(cfg):
+    """Inverse of :func:`prior_to_config`: the original ``prior=`` value."""
+    kind = cfg.get("kind") if isinstance(cfg, dict) else None
+    if kind in ("builtin", "base") and cfg.get("name") in _BASES:
+        return cfg["name"] if kind == "builtin" else Prior(cfg["name"])
+    if kind == "scipy":
+        return _dist_from_config(cfg.get("dist"))
+    if kind == "scipy_list" and isinstance(cfg.get("dists"), list):
+        return [_dist_from_config(d) for d in cfg["dists"]]
+    raise ValueError(f"invalid prior entry {cfg!r}")
+
+
+#: ``_parameter_constraints`` entry for ``prior=`` (finer checks in resolve_prior).
+PRIOR_CONSTRAINTS = [
+    StrOptions(set(_BASES)),
+    Prior,
+    list,
+    tuple,
+    HasMethods(["ppf", "cdf"]),
+    HasMethods(["forward", "inverse"]),
+]

@@ -1,0 +1,321 @@
+"""Save and load fitted estimators without unpickling arbitrary code.
+
+A saved model is a directory holding two files:
+
+``config.json``
+    Human-readable: the format name and version, the ``skdim_dm`` version that
+    wrote it, the constructor parameters and the fitted scalars, lists and string
+    arrays (``n_features_in_``, ``history_``, ``feature_names_in_``, ...).
+``weights.pt``
+    ``torch.save`` of a flat ``dict`` of tensors: the state dicts of the fitted
+    modules and the fitted numeric arrays. Read back with
+    ``torch.load(..., weights_only=True)``, which refuses any pickled object that
+    is not a tensor or a plain container, so a crafted file cannot run code.
+
+The networks are rebuilt from the saved parameters, then their weights are loaded
+strictly. Parameters that hold code (a user ``torch.nn.Module`` encoder, a callable
+augmentation, a :class:`~skdim_dm.FlowPrior`) cannot be rebuilt from JSON: ``save``
+refuses them and points to ``joblib``/``pickle``, which keep working for any model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._objective import make_channel
+from ._priors import prior_from_config, prior_to_config, resolve_prior
+
+__all__ = ["ModelFileError", "save_estimator", "load_estimator"]
+
+FORMAT = "skdim_dm-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+#: Fitted attributes that are caches, rebuilt empty on load.
+_TRANSIENT = ("_cache",)
+
+
+class ModelFileError(ValueError):
+    """A saved model that cannot be loaded: missing, corrupt, incompatible or unsafe."""
+
+
+# ------------------------------------------------------------------ encoding
+def _json_value(value, what: str):
+    """``value`` as JSON-ready data; tuples are tagged so they come back as tuples."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, tuple):
+        return {"__tuple__": [_json_value(v, what) for v in value]}
+    if isinstance(value, list):
+        return [_json_value(v, what) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        if "__tuple__" in value or "__ndarray__" in value:
+            raise TypeError(f"{what}: reserved key in {value!r}")
+        return {k: _json_value(v, what) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OUS":
+        items = value.tolist()
+        if not all(isinstance(v, str) for v in items):
+            raise TypeError(f"{what}: only arrays of strings are stored as JSON")
+        return {"__ndarray__": items}
+    raise TypeError(
+        f"{what} = {value!r} cannot be saved as JSON; persist this model with "
+        "joblib.dump or pickle instead"
+    )
+
+
+def _from_json(value):
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"__tuple__"}:
+            return tuple(_from_json(v) for v in value["__tuple__"])
+        if set(value) == {"__ndarray__"}:
+            return np.asarray(value["__ndarray__"], dtype=object)
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
+def _encode_params(est) -> dict:
+    params = est.get_params(deep=False)
+    out = {}
+    for name, value in params.items():
+        if name == "prior":
+            try:
+                out[name] = {"__prior__": prior_to_config(value)}
+            except TypeError as exc:
+                raise TypeError(f"cannot save prior: {exc}") from None
+        elif isinstance(value, nn.Module):
+            raise TypeError(
+                f"{name} is a user-supplied torch.nn.Module, whose architecture cannot "
+                "be rebuilt from JSON; persist this model with joblib.dump or pickle"
+            )
+        elif name == "callbacks" and value:
+            warnings.warn(
+                "callbacks are not saved (they only act during fit); the loaded "
+                "model has callbacks=None",
+                UserWarning,
+                stacklevel=3,
+            )
+            out[name] = None
+        elif name == "random_state" and not (
+            value is None or isinstance(value, (int, np.integer))
+        ):
+            warnings.warn(
+                "random_state is a generator object, which is not saved; the loaded "
+                "model has random_state=None",
+                UserWarning,
+                stacklevel=3,
+            )
+            out[name] = None
+        elif callable(value):
+            raise TypeError(
+                f"{name} is a callable ({value!r}), which cannot be saved as JSON; "
+                "persist this model with joblib.dump or pickle"
+            )
+        else:
+            out[name] = _json_value(value, name)
+    return out
+
+
+def _decode_params(raw: dict) -> dict:
+    params = {}
+    for name, value in raw.items():
+        if isinstance(value, dict) and set(value) == {"__prior__"}:
+            params[name] = prior_from_config(value["__prior__"])
+        else:
+            params[name] = _from_json(value)
+    return params
+
+
+# ---------------------------------------------------------------------- save
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_estimator(est, path) -> Path:
+    """Write ``est`` to the directory ``path`` (created if needed); returns it."""
+    from . import __version__
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a directory")
+    params = _encode_params(est)
+    param_names = set(est.get_params(deep=False))
+    fitted, weights, modules = {}, {}, []
+    for name, value in vars(est).items():
+        if name in param_names or name in _TRANSIENT:
+            continue
+        if isinstance(value, nn.Module):
+            modules.append(name)
+            for key, tensor in value.state_dict().items():
+                weights[f"module/{name}/{key}"] = tensor.detach().cpu().clone()
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            weights[f"array/{name}"] = torch.from_numpy(np.array(value, copy=True))
+        else:
+            fitted[name] = _json_value(value, f"fitted attribute {name}")
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "skdim_dm_version": __version__,
+        "torch_version": torch.__version__,
+        "class": type(est).__name__,
+        "params": params,
+        "modules": modules,
+        "fitted": fitted,
+    }
+    text = json.dumps(config, indent=2, sort_keys=True)
+    path.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path / WEIGHTS_FILE, lambda fh: torch.save(weights, fh))
+    _atomic_write(path / CONFIG_FILE, lambda fh: fh.write(text.encode("utf-8")))
+    return path
+
+
+# ---------------------------------------------------------------------- load
+def _read_config(path: Path) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model at {path}")
+    if not path.is_dir():
+        raise ModelFileError(
+            f"{path} is a file, not a model directory written by "
+            "NoiseInjectedInfoMax.save (for a pickle or joblib file use joblib.load, "
+            "and only on files you trust)"
+        )
+    cfg_path = path / CONFIG_FILE
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{path} holds no {CONFIG_FILE}: not a model saved by skdim_dm"
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{cfg_path} is corrupt: {exc}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFileError(f"{cfg_path} is not a skdim_dm model file")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{cfg_path} has an invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        from . import __version__
+
+        raise ModelFileError(
+            f"{path} was written by skdim_dm {config.get('skdim_dm_version')} in "
+            f"model format {version}; this is skdim_dm {__version__}, which reads "
+            f"format {FORMAT_VERSION} at most: upgrade skdim_dm to load it"
+        )
+    for key, kind in (("params", dict), ("modules", list), ("fitted", dict)):
+        if not isinstance(config.get(key), kind):
+            raise ModelFileError(f"{cfg_path} is corrupt: {key!r} is missing")
+    return config
+
+
+def _read_weights(path: Path) -> dict:
+    w_path = path / WEIGHTS_FILE
+    if not w_path.is_file():
+        raise ModelFileError(f"{path} holds no {WEIGHTS_FILE}")
+    try:
+        weights = torch.load(w_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, zipfile errors...
+        raise ModelFileError(
+            f"refusing to load {w_path}: it is not a plain file of tensors (it may "
+            "be corrupt, or crafted to run code when unpickled; nothing in it was "
+            f"executed). Details: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        raise ModelFileError(f"{w_path} is not a dict of tensors")
+    return weights
+
+
+def load_estimator(cls, path):
+    """Rebuild an estimator saved by :func:`save_estimator` in directory ``path``."""
+    path = Path(path)
+    config = _read_config(path)
+    if config.get("class") != cls.__name__:
+        raise ModelFileError(
+            f"{path} holds a {config.get('class')!r}, not a {cls.__name__!r}"
+        )
+    try:
+        params = _decode_params(config["params"])
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: invalid parameters: {exc}") from None
+    known = set(cls().get_params(deep=False))
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ModelFileError(
+            f"{path} was written by skdim_dm {config.get('skdim_dm_version')} with "
+            f"parameters {unknown} that this version does not know"
+        )
+    est = cls(**params)
+    weights = _read_weights(path)
+
+    fitted = {name: _from_json(v) for name, v in config["fitted"].items()}
+    for key, tensor in weights.items():
+        kind, _, name = key.partition("/")
+        if kind == "array":
+            fitted[name] = tensor.numpy()
+    if config["modules"]:
+        fitted.update(_rebuild_modules(est, config["modules"], fitted, weights, path))
+        fitted.setdefault("_cache", {})
+    bad = [
+        k
+        for k in fitted
+        if not (k.isidentifier() and (k.endswith("_") or k.startswith("_")))
+        or k.startswith("__")
+        or k in known
+        or hasattr(cls, k)
+    ]
+    if bad:
+        raise ModelFileError(f"{path}: invalid fitted attributes {bad}")
+    est.__dict__.update(fitted)
+    return est
+
+
+def _rebuild_modules(est, names, fitted, weights, path) -> dict:
+    """The fitted networks, built from the parameters, with the saved weights."""
+    try:
+        n_features = int(fitted["n_features_in_"])
+        noise_level = float(fitted["noise_level_"])
+        base = resolve_prior(est.prior, est.n_components).base
+        encoder, critic = est._build(
+            n_features, make_channel(base, noise_level), base, 0
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: cannot rebuild the networks: {exc}") from None
+    built = {"encoder_": encoder, "critic_": critic}
+    out = {}
+    for name in names:
+        if name not in built:
+            raise ModelFileError(f"{path}: unknown module {name!r}")
+        prefix = f"module/{name}/"
+        state = {
+            k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)
+        }
+        try:
+            built[name].load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelFileError(
+                f"{path}: the saved weights of {name} do not fit the architecture "
+                f"rebuilt from its parameters (incompatible or corrupt file): {exc}"
+            ) from None
+        out[name] = built[name].cpu().eval()
+    return out

@@ -1,0 +1,223 @@
+"""save/load: JSON parameters, tensor-only weights, refusal of unsafe files."""
+
+import json
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from sklearn.datasets import load_digits
+from torch import nn
+
+import skdim_dm
+from skdim_dm import NoiseInjectedInfoMax
+from skdim_dm._persistence import FORMAT_VERSION, ModelFileError
+from skdim_dm._priors import FlowPrior
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks: one thread avoids oversubscribing a shared 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+SMALL = dict(hidden_layer_sizes=(16,), max_epochs=2, random_state=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, _ = load_digits(return_X_y=True)
+    return X[:300]
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    return NoiseInjectedInfoMax(
+        prior=[stats.expon(scale=2.0), stats.beta(2, 5)], **SMALL
+    ).fit(digits)
+
+
+def _assert_same_model(a, b, X):
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    np.testing.assert_array_equal(
+        a.transform(X.astype(np.float32)), b.transform(X.astype(np.float32))
+    )
+    np.testing.assert_array_equal(
+        a.sample(5, random_state=1), b.sample(5, random_state=1)
+    )
+    for name in ("n_features_in_", "n_iter_", "mutual_info_", "capacity_", "history_"):
+        assert getattr(a, name) == getattr(b, name)
+    np.testing.assert_array_equal(a.mean_, b.mean_)
+    assert a.mean_.dtype == b.mean_.dtype
+
+
+def test_round_trip(tmp_path, fitted, digits):
+    path = fitted.save(tmp_path / "model")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "weights.pt"]
+    config = json.loads((path / "config.json").read_text())
+    assert config["skdim_dm_version"] == skdim_dm.__version__
+    assert config["params"]["n_components"] == 2
+    loaded = NoiseInjectedInfoMax.load(path)
+    _assert_same_model(fitted, loaded, digits)
+    params = loaded.get_params()
+    assert params["hidden_layer_sizes"] == (16,)
+    assert [d.dist.name for d in params["prior"]] == ["expon", "beta"]
+    assert params["prior"][0].kwds == {"scale": 2.0}
+    assert not loaded.encoder_.training
+    # A loaded model keeps working as an estimator: refit and pickle.
+    joblib.dump(loaded, tmp_path / "m.joblib")
+    _assert_same_model(fitted, joblib.load(tmp_path / "m.joblib"), digits)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(encoder="conv", critic="dense"),
+        dict(critic="gaussian", prior="uniform"),
+        dict(early_stopping=True, standardize="global", noise_level=0.3),
+    ],
+    ids=["conv-dense", "uniform-analytic", "early-stopping"],
+)
+def test_round_trip_variants(tmp_path, digits, params):
+    est = NoiseInjectedInfoMax(**{**SMALL, **params}).fit(digits[:120])
+    loaded = NoiseInjectedInfoMax.load(est.save(tmp_path / "m"))
+    _assert_same_model(est, loaded, digits[:60])
+    assert hasattr(loaded, "critic_") == hasattr(est, "critic_")
+    assert loaded.get_params() == est.get_params()
+
+
+def test_feature_names_and_unfitted(tmp_path, digits):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(digits[:100], columns=[f"px{i}" for i in range(64)])
+    est = NoiseInjectedInfoMax(**SMALL).set_output(transform="pandas").fit(df)
+    loaded = NoiseInjectedInfoMax.load(est.save(tmp_path / "m"))
+    assert list(loaded.feature_names_in_) == list(df.columns)
+    pd.testing.assert_frame_equal(loaded.transform(df), est.transform(df))
+    unfitted = NoiseInjectedInfoMax.load(
+        NoiseInjectedInfoMax(n_components=3).save(tmp_path / "u")
+    )
+    assert unfitted.n_components == 3 and not hasattr(unfitted, "encoder_")
+
+
+def test_save_refuses_code_it_cannot_rebuild(tmp_path, digits):
+    backbone = nn.Sequential(nn.Linear(64, 8), nn.ReLU())
+    with pytest.raises(TypeError, match="joblib"):
+        NoiseInjectedInfoMax(encoder=backbone, **SMALL).fit(digits[:60]).save(
+            tmp_path / "a"
+        )
+    with pytest.raises(TypeError, match="joblib"):
+        NoiseInjectedInfoMax(prior=FlowPrior(np.sinh, np.arcsinh)).save(tmp_path / "b")
+    with pytest.raises(TypeError, match="joblib"):
+        NoiseInjectedInfoMax(augmentation=lambda x, g: x).save(tmp_path / "c")
+    assert not (tmp_path / "a").exists()
+    with pytest.warns(UserWarning, match="callbacks are not saved"):
+        NoiseInjectedInfoMax(callbacks=[print]).save(tmp_path / "d")
+    assert NoiseInjectedInfoMax.load(tmp_path / "d").callbacks is None
+
+
+class _Payload:
+    """Unpickling this creates the marker file: what an attacker would ship."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        code = f"import pathlib; pathlib.Path({self.marker!r}).write_text('pwned')"
+        return (exec, (code,))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+@pytest.mark.parametrize("how", ["torch.save", "raw-pickle"])
+def test_load_refuses_a_malicious_pickle(tmp_path, fitted, how):
+    path = fitted.save(tmp_path / "model")
+    marker = tmp_path / "payload-ran"
+    weights = torch.load(path / "weights.pt", weights_only=True)
+    weights["evil"] = _Payload(marker)
+    with open(path / "weights.pt", "wb") as fh:
+        if how == "torch.save":
+            torch.save(weights, fh)
+        else:
+            pickle.dump(weights, fh)
+    with pytest.raises(ModelFileError, match="refusing to load"):
+        NoiseInjectedInfoMax.load(path)
+    assert not marker.exists()
+    # The crafted file really is armed: an unrestricted unpickle runs the payload.
+    with open(path / "weights.pt", "rb") as fh:
+        if how == "torch.save":
+            torch.load(fh, weights_only=False)
+        else:
+            pickle.load(fh)
+    assert marker.read_text() == "pwned"
+
+
+def test_load_errors_are_clear(tmp_path, fitted):
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        NoiseInjectedInfoMax.load(tmp_path / "missing")
+    (tmp_path / "file.pkl").write_bytes(b"junk")
+    with pytest.raises(ModelFileError, match="not a model directory"):
+        NoiseInjectedInfoMax.load(tmp_path / "file.pkl")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFileError, match="no config.json"):
+        NoiseInjectedInfoMax.load(tmp_path / "empty")
+
+    path = fitted.save(tmp_path / "m")
+    good = (path / "config.json").read_text()
+    (path / "config.json").write_text(good[:50])
+    with pytest.raises(ModelFileError, match="corrupt"):
+        NoiseInjectedInfoMax.load(path)
+
+    newer = json.loads(good)
+    newer["format_version"] = FORMAT_VERSION + 1
+    newer["skdim_dm_version"] = "99.0"
+    (path / "config.json").write_text(json.dumps(newer))
+    with pytest.raises(ModelFileError, match="written by skdim_dm 99.0.*upgrade"):
+        NoiseInjectedInfoMax.load(path)
+
+    other = json.loads(good)
+    other["params"]["hidden_layer_sizes"] = {"__tuple__": [17]}
+    (path / "config.json").write_text(json.dumps(other))
+    with pytest.raises(ModelFileError, match="do not fit the architecture"):
+        NoiseInjectedInfoMax.load(path)
+
+    unknown = json.loads(good)
+    unknown["params"]["warp_drive"] = True
+    (path / "config.json").write_text(json.dumps(unknown))
+    with pytest.raises(ModelFileError, match="warp_drive"):
+        NoiseInjectedInfoMax.load(path)
+
+    shadow = json.loads(good)
+    shadow["fitted"]["transform"] = "not a method"
+    (path / "config.json").write_text(json.dumps(shadow))
+    with pytest.raises(ModelFileError, match="invalid fitted attributes"):
+        NoiseInjectedInfoMax.load(path)
+
+    (path / "config.json").write_text(good)
+    (path / "weights.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelFileError, match="refusing to load"):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_pickle_keeps_working_with_scipy_priors(fitted, digits):
+    back = pickle.loads(pickle.dumps(fitted))
+    _assert_same_model(fitted, back, digits)
+
+
+@pytest.mark.gpu
+def test_cuda_fitted_model_saves_cpu_weights_and_loads_anywhere(tmp_path, digits):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    est = NoiseInjectedInfoMax(**{**SMALL, "device": "cuda"}).fit(digits)
+    path = est.save(tmp_path / "m")
+    weights = torch.load(path / "weights.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in weights.values())
+    loaded = NoiseInjectedInfoMax.load(path)
+    assert loaded.device == "cuda"
+    loaded.set_params(device="cpu")
+    np.testing.assert_allclose(
+        loaded.transform(digits), est.transform(digits), rtol=1e-4, atol=1e-5
+    )
