@@ -87,6 +87,20 @@ def _check_prior(prior) -> str:
     return prior
 
 
+def _is_target(prior) -> bool:
+    """True for a ``prior=`` value beyond the two base names (scipy dists, maps)."""
+    return not (isinstance(prior, str) and prior in _PRIORS)
+
+
+def _target(prior, n_components: int):
+    # Imported here: target priors live with the estimator's prior handling.
+    from ._priors import resolve_prior
+
+    if isinstance(prior, str):
+        _check_prior(prior)  # an unknown name: the usual error
+    return resolve_prior(prior, n_components)
+
+
 def _check_int(value, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -443,7 +457,10 @@ def component_ks_test(Z, prior: str = "gaussian") -> TestResult:
     ----------
     Z : array-like of shape (n_samples, n_components)
 
-    prior : {"gaussian", "uniform"}, default="gaussian"
+    prior : {"gaussian", "uniform"} or target prior, default="gaussian"
+        Any ``prior=`` value that :class:`~skdim_dm.NoiseInjectedInfoMax` accepts
+        (a frozen ``scipy.stats`` distribution, a list of them, ...): components
+        are then tested against the target's marginal CDFs.
 
     Returns
     -------
@@ -459,6 +476,11 @@ def component_ks_test(Z, prior: str = "gaussian") -> TestResult:
     True
     """
     Z = _check_latents(Z)
+    if _is_target(prior):
+        # Probability integral transform through the target's marginal CDFs.
+        U = _target(prior, Z.shape[1]).marginal_cdf(Z)
+        pvalues = np.atleast_1d(stats.ks_1samp(U, stats.uniform.cdf, axis=0).pvalue)
+        return _fisher(pvalues)
     cdf = stats.norm.cdf if _check_prior(prior) == "gaussian" else stats.uniform.cdf
     pvalues = np.atleast_1d(stats.ks_1samp(Z, cdf, axis=0).pvalue)
     return _fisher(pvalues)
@@ -623,7 +645,9 @@ def sliced_wasserstein(
     ----------
     Z : array-like of shape (n_samples, n_components)
 
-    prior : {"gaussian", "uniform"}, default="gaussian"
+    prior : {"gaussian", "uniform"} or target prior, default="gaussian"
+        Any ``prior=`` value that :class:`~skdim_dm.NoiseInjectedInfoMax` accepts:
+        the reference draws then come from the target.
 
     n_projections : int, default=128
 
@@ -645,11 +669,13 @@ def sliced_wasserstein(
     True
     """
     Z = _check_latents(Z, min_samples=2)
-    prior = _check_prior(prior)
     n_proj = _check_int(n_projections, "n_projections", 1)
     n, d = Z.shape
     rng = _rng(random_state)
-    P = _sample_prior(prior, n, d, rng)
+    if _is_target(prior):
+        P = np.asarray(_target(prior, d).sample(n, d, rng), dtype=np.float64)
+    else:
+        P = _sample_prior(_check_prior(prior), n, d, rng)
     U = rng.standard_normal((d, n_proj))
     U /= np.linalg.norm(U, axis=0, keepdims=True)
     total = 0.0

@@ -400,3 +400,16 @@ def test_invalid_arguments_raise():
         henze_zirkler(_GOOD, block_size=0)
     with pytest.raises(ValueError, match="n_projections"):
         sliced_wasserstein(_GOOD, n_projections=0)
+
+
+def test_component_ks_and_sliced_wasserstein_accept_target_priors():
+    from scipy import stats as st
+
+    rng = np.random.default_rng(0)
+    Z = np.column_stack([rng.exponential(size=3000), rng.laplace(size=3000)])
+    target = [st.expon(), st.laplace()]
+    assert component_ks_test(Z, prior=target).pvalue > 0.01
+    assert component_ks_test(Z, prior="gaussian").pvalue < 1e-6
+    swd_right = sliced_wasserstein(Z, prior=target, random_state=0)
+    swd_wrong = sliced_wasserstein(Z, prior="gaussian", random_state=0)
+    assert swd_right < 0.2 < swd_wrong
