@@ -136,9 +136,9 @@ default="gaussian"
 
     critic : {"gaussian", "separable", "dense"}, default="gaussian"
         Scores ``T(y, e)`` of all ``N x N`` pairs in a batch. ``"gaussian"``: the
-        channel's own log density ratio (exact at the optimum for the Gaussian prior;
-        a variance-matched Gaussian kernel for the uniform prior), no parameters and
-        ``O(N^2 d)`` cost. ``"separable"``: two small learned heads and a scaled dot
+        channel's own log density ratio (for the uniform prior, the
+        box-over-trapezoid ratio with soft edges), no parameters, ``O(N^2 d)``
+        cost. ``"separable"``: two small learned heads and a scaled dot
         product, ``O(N d h + N^2 m)``. ``"dense"``: the authors' MLP on concatenated
         pairs, ``O(N^2 h^2)``: it dominates a training step (about 4 s per step at
         batch 512 on 2 CPU cores). Measured costs are in ``benchmarks/RESULTS.md``.
@@ -257,7 +257,7 @@ default="gaussian"
             StrOptions({"auto"}),
         ],
         "encoder": [StrOptions({"mlp", "conv"}), nn.Module],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
         "critic": [StrOptions({"separable", "gaussian", "dense"})],
         "augmentation": [StrOptions({"gaussian"}), callable],
@@ -271,7 +271,7 @@ default="gaussian"
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str],
-        "random_state": ["random_state"],
+        "random_state": ["random_state", np.random.Generator],
         "verbose": ["verbose"],
         "callbacks": [list, tuple, None],
     }
@@ -341,7 +341,7 @@ default="gaussian"
         self._check_params(n_features)
         device = resolve_device(self.device)
         prior = resolve_prior(self.prior, self.n_components)
-        seeds = derive_seeds(self.random_state, 4)
+        seeds = derive_seeds(self.random_state, 5)
 
         mean, scale = self._standardization(X)
         X_train, X_val = self._split(X, seeds[2])
@@ -378,31 +378,45 @@ default="gaussian"
             verbose=bool(self.verbose),
             callbacks=tuple(self.callbacks or ()),
         )
-        result = train(
-            encoder,
-            critic,
-            channel,
-            augment,
-            X_train_t,
-            X_val_t,
-            config,
-            generator,
-            val_seed=seeds[3],
-        )
-        if result.interrupted:
-            warnings.warn(
-                f"fit interrupted after {result.n_iter} epoch(s); keeping the weights "
-                "trained so far",
-                UserWarning,
-                stacklevel=2,
+        # Modules that draw from torch's global generator (a user's Dropout, say)
+        # get a seeded, forked one: reproducible, and the caller's state is kept.
+        fork_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seeds[4])
+            result = train(
+                encoder,
+                critic,
+                channel,
+                augment,
+                X_train_t,
+                X_val_t,
+                config,
+                generator,
+                val_seed=seeds[3],
             )
-
-        calibrate_norm(encoder, X_train_t, max(batch, 4096))
-        eval_gen = torch.Generator(device=device).manual_seed(seeds[3])
-        n_eval = min(X_train_t.shape[0], MI_EVAL_BATCHES * batch)
-        mutual_info = estimate_mi(
-            encoder, critic, channel, augment, X_train_t[:n_eval], batch, eval_gen
-        )
+            if result.interrupted:
+                warnings.warn(
+                    f"fit interrupted after {result.n_iter} epoch(s); keeping the "
+                    "weights trained so far",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            try:
+                calibrate_norm(encoder, X_train_t, max(batch, 4096))
+                # The MI estimate uses random rows: the first rows of sorted data
+                # would bias it (digits sorted by label: 0.88 vs 1.72 nats).
+                eval_gen = torch.Generator(device=device).manual_seed(seeds[3])
+                n = X_train_t.shape[0]
+                rows = torch.randperm(n, generator=eval_gen, device=device)
+                rows = rows[: min(n, MI_EVAL_BATCHES * batch)]
+                mutual_info = estimate_mi(
+                    encoder, critic, channel, augment, X_train_t[rows], batch, eval_gen
+                )
+            except KeyboardInterrupt:
+                if not result.interrupted:
+                    raise
+                # A second interrupt while finishing: keep the weights anyway.
+                mutual_info = float("nan")
 
         self.encoder_ = encoder.cpu().eval()
         if any(True for _ in critic.parameters()):
@@ -542,22 +556,49 @@ default="gaussian"
         """
         check_is_fitted(self, "encoder_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        dtype = torch.float32 if X.dtype == np.float32 else torch.float64
-        device = resolve_device(self.device)
+        device = self._inference_device()
+        # float64 input runs in float64 on the CPU, so results do not depend on how
+        # rows are batched; on CUDA the network always runs in float32.
+        double = X.dtype != np.float32 and device.type == "cpu"
+        dtype = torch.float64 if double else torch.float32
         encoder = self._inference_encoder(device, dtype)
         Xs = ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
-        out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        out = np.empty((X.shape[0], self._n_features_out), dtype=X.dtype)
         with torch.no_grad():
             for k in range(0, X.shape[0], TRANSFORM_CHUNK):
-                xb = torch.as_tensor(Xs[k : k + TRANSFORM_CHUNK], device=device)
+                xb = torch.as_tensor(
+                    Xs[k : k + TRANSFORM_CHUNK], device=device, dtype=dtype
+                )
                 out[k : k + TRANSFORM_CHUNK] = encoder(xb).cpu().numpy()
         return resolve_prior(self.prior).to_target(out)
+
+    def _inference_device(self):
+        try:
+            return resolve_device(self.device)
+        except ValueError:
+            # A model fitted on a GPU and used where there is none: fall back.
+            warnings.warn(
+                f"device={self.device!r} is not available here; transforming on the "
+                "CPU (set_params(device='cpu') silences this)",
+                UserWarning,
+                stacklevel=3,
+            )
+            return torch.device("cpu")
 
     def _inference_encoder(self, device, dtype):
         if device.type == "cpu" and dtype == torch.float32:
             return self.encoder_
-        key = (str(device), dtype)
+        # Keyed on the weights' version counters, so in-place edits of encoder_
+        # (fine-tuning, loading a state dict) never leave a stale copy behind.
+        tensors = list(self.encoder_.parameters()) + list(self.encoder_.buffers())
+        key = (
+            str(device),
+            dtype,
+            id(self.encoder_),
+            tuple(t._version for t in tensors),
+        )
         if key not in self._cache:
+            self._cache.clear()
             self._cache[key] = copy.deepcopy(self.encoder_).to(device, dtype).eval()
         return self._cache[key]
 
@@ -589,18 +630,20 @@ default="gaussian"
         state = super().__getstate__()
         state = dict(state)
         state.pop("_cache", None)
-        for name in ("encoder_", "critic_"):
-            if name in state:
+        for name, value in list(state.items()):
+            if isinstance(value, nn.Module):
                 buf = io.BytesIO()
-                torch.save(state[name], buf)
+                torch.save(value, buf)
                 state[name] = _TorchBlob(buf.getvalue())
         return state
 
     def __setstate__(self, state):
         state = dict(state)
-        for name in ("encoder_", "critic_"):
-            if isinstance(state.get(name), _TorchBlob):
-                state[name] = state[name].load()
+        for name, value in list(state.items()):
+            if isinstance(value, _TorchBlob):
+                state[name] = value.load()
+                if name.endswith("_"):
+                    state[name].eval()
         if "encoder_" in state:
             state["_cache"] = {}
         super().__setstate__(state)
@@ -640,7 +683,4 @@ class _TorchBlob:
 
     def load(self):
         # Same trust as the surrounding pickle: full modules need weights_only=False.
-        module = torch.load(
-            io.BytesIO(self.data), map_location="cpu", weights_only=False
-        )
-        return module.eval()
+        return torch.load(io.BytesIO(self.data), map_location="cpu", weights_only=False)

@@ -153,6 +153,9 @@ def train(
     result = TrainResult()
     best_val, best_state, since_best = -math.inf, None, 0
     val_generator = torch.Generator(device=X.device)
+    # On the CPU a finiteness check per step is free; on an accelerator it would
+    # force a sync every step, so there the check runs once per epoch.
+    check_each_step = X.device.type == "cpu"
 
     bar = tqdm(
         range(config.max_epochs), disable=not config.verbose, desc="fit", unit="epoch"
@@ -167,12 +170,14 @@ def train(
             for k in range(n_batches):
                 xb = X[order[k * bs : (k + 1) * bs]]
                 mi = _pair_mi(encoder, critic, channel, augment, xb, generator)
+                if check_each_step and not torch.isfinite(mi):
+                    break  # reported below, before a poisoned step is taken
                 optimizer.zero_grad(set_to_none=True)
                 (-mi).backward()
                 optimizer.step()
                 total += mi.detach()
             mi_epoch = float(total) / n_batches
-            if not math.isfinite(mi_epoch):
+            if not (math.isfinite(mi_epoch) and math.isfinite(float(mi.detach()))):
                 raise FloatingPointError(
                     f"the InfoNCE loss became non-finite at epoch {epoch + 1}. Likely "
                     "causes: a learning_rate too high for this data, or a noise_level "

@@ -455,3 +455,58 @@ def test_gpu_fit_transform_and_pickle(digits):
     np.testing.assert_allclose(pickle.loads(pickle.dumps(est)).transform(X), Z)
     est.set_params(device="cpu")
     np.testing.assert_allclose(est.transform(X), Z, atol=1e-5)
+
+
+# ------------------------------------------------------ review regressions
+def test_mutual_info_does_not_depend_on_row_order(digits):
+    X, y = digits
+    X = StandardScaler().fit_transform(X)
+    est = NoiseInjectedInfoMax(**{**FAST, "max_epochs": 10, "batch_size": 64}).fit(X)
+    order = np.argsort(y, kind="stable")
+    sorted_est = clone(est).fit(X[order])
+    # sorted rows used to give 0.88 nats against 1.72 (first rows = one class)
+    assert sorted_est.mutual_info_ == pytest.approx(est.mutual_info_, abs=0.25)
+
+
+def test_dropout_encoder_is_reproducible_and_keeps_global_state(digits):
+    X, _ = digits
+    net = torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3)
+    )
+    state = torch.get_rng_state()
+    a = NoiseInjectedInfoMax(encoder=net, **FAST).fit(X[:300]).transform(X[:50])
+    assert torch.equal(state, torch.get_rng_state())
+    b = NoiseInjectedInfoMax(encoder=net, **FAST).fit(X[:300]).transform(X[:50])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_transform_cache_follows_in_place_weight_edits(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST).fit(X[:300])
+    est.transform(X[:20])  # fills the float64 cache
+    with torch.no_grad():
+        for p in est.encoder_.parameters():
+            p.mul_(1.5)
+    np.testing.assert_allclose(
+        est.transform(X[:20]), est.transform(X[:20].astype(np.float32)), atol=1e-4
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA fallback")
+def test_gpu_model_transforms_on_cpu_machine_with_warning(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(**FAST).fit(X[:200])
+    Z = est.transform(X[:20])
+    est.set_params(device="cuda")  # as if it had been fitted on a GPU
+    with pytest.warns(UserWarning, match="not available here"):
+        np.testing.assert_array_equal(est.transform(X[:20]), Z)
+
+
+def test_random_state_generator_and_list_hidden_sizes(digits):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(
+        **{**FAST, "random_state": np.random.default_rng(0)},
+    ).set_params(hidden_layer_sizes=[16, 8])
+    assert est.fit(X[:100]).transform(X[:3]).shape == (3, 2)
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        NoiseInjectedInfoMax(hidden_layer_sizes=np.array([8])).fit(X[:100])
