@@ -15,6 +15,7 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
@@ -418,6 +419,16 @@ default="gaussian"
                 # A second interrupt while finishing: keep the weights anyway.
                 mutual_info = float("nan")
 
+        if mutual_info < 0:
+            warnings.warn(
+                f"the final MI estimate is negative ({mutual_info:.3g} nats): training "
+                "found no usable information and the latents are likely degenerate. "
+                "With the analytic critic a tiny noise_level makes scores scale as "
+                "1/noise_level^2 (on MNIST, noise_level=0.001 ended at -124 nats); "
+                "raise noise_level, lower learning_rate or use critic='separable'.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         self.encoder_ = encoder.cpu().eval()
         if any(True for _ in critic.parameters()):
             self.critic_ = critic.cpu().eval()

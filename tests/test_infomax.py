@@ -510,3 +510,17 @@ def test_random_state_generator_and_list_hidden_sizes(digits):
     assert est.fit(X[:100]).transform(X[:3]).shape == (3, 2)
     with pytest.raises(ValueError, match="hidden_layer_sizes"):
         NoiseInjectedInfoMax(hidden_layer_sizes=np.array([8])).fit(X[:100])
+
+
+def test_negative_final_mi_warns(digits):
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, _ = digits
+
+    def scramble(xb, generator):  # two views that share nothing
+        return torch.randn(xb.shape, generator=generator)
+
+    with pytest.warns(ConvergenceWarning, match="negative"):
+        NoiseInjectedInfoMax(
+            augmentation=scramble, noise_level=0.01, **{**FAST, "max_epochs": 2}
+        ).fit(X[:512])
