@@ -130,12 +130,38 @@ class SeparableCritic(nn.Module):
 class AnalyticCritic(nn.Module):
     """The channel's own log density ratio: no parameters, exact at the optimum."""
 
+    adaptive = False
+
     def __init__(self, channel: Channel):
         super().__init__()
         self.channel = channel
 
     def forward(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         return self.channel.log_density_ratio(y, e)
+
+
+class AdaptiveGaussianCritic(AnalyticCritic):
+    """The Gaussian channel's ratio with the views' measured correlation.
+
+    The exact critic assumes the encoder is invariant to the augmentation
+    (``e' = e''``); early in training, or at high capacity, it is not, and the
+    exact critic's ``1/p^2`` sharpness punishes every mismatch. Here the channel
+    from the clean latent ``e''`` to ``y`` is modelled as linear-Gaussian with the
+    per-component correlation ``c`` of the two views, measured on each batch (no
+    gradient, no parameters): ``y | e'' ~ N(rho c e'', 1 - rho^2 c^2)``. At the
+    optimum ``c = 1`` and it is the exact critic.
+    """
+
+    adaptive = True
+
+    def observe(self, e_noisy: torch.Tensor, e_clean: torch.Tensor) -> None:
+        a, b = e_noisy.detach(), e_clean.detach()
+        cov = (a * b).mean(0) - a.mean(0) * b.mean(0)
+        c = cov / (a.var(0, unbiased=False) * b.var(0, unbiased=False)).sqrt()
+        self._corr = torch.nan_to_num(c, nan=0.0).clamp(0.0, 1.0 - 1e-6)
+
+    def forward(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.channel.log_density_ratio(y, e, corr=self._corr)
 
 
 def make_critic(kind: str, n_components: int, channel: Channel) -> nn.Module:
@@ -145,4 +171,8 @@ def make_critic(kind: str, n_components: int, channel: Channel) -> nn.Module:
         return SeparableCritic(n_components)
     if kind == "gaussian":
         return AnalyticCritic(channel)
+    if kind == "gaussian-adaptive":
+        if channel.prior != "gaussian":
+            raise ValueError("critic='gaussian-adaptive' needs the Gaussian prior")
+        return AdaptiveGaussianCritic(channel)
     raise ValueError(f"unknown critic {kind!r}")

@@ -113,7 +113,11 @@ class GaussianChannel(Channel):
         xi = torch.randn(e.shape, generator=generator, device=e.device, dtype=e.dtype)
         return math.sqrt(1.0 - self.p**2) * e + self.p * xi
 
-    def log_density_ratio(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def log_density_ratio(
+        self, y: torch.Tensor, e: torch.Tensor, corr: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if corr is not None:
+            return self._adaptive_ratio(y, e, corr)
         # log p(y | e) - log N(y; 0, I), up to constants:
         # (||y||^2 - ||y - rho e||^2 / p^2) / 2, expanded to use one matmul.
         rho = math.sqrt(1.0 - self.p**2)
@@ -122,6 +126,18 @@ class GaussianChannel(Channel):
         ee = (e * e).sum(1).unsqueeze(0)  # (1, N)
         ye = y @ e.T
         return 0.5 * yy * (1.0 - inv) + inv * rho * ye - 0.5 * inv * rho**2 * ee
+
+    def _adaptive_ratio(self, y, e, corr):
+        # The channel seen from the clean branch: y = rho e' + p xi with e' the
+        # other view's latent. With per-component correlation c between the views,
+        # the best Gaussian model is y | e ~ N(rho c e, 1 - rho^2 c^2); c = 1 (an
+        # invariant encoder) gives back the exact ratio above.
+        rho2 = 1.0 - self.p**2
+        a = math.sqrt(rho2) * corr  # (d,)
+        v = 1.0 - rho2 * corr * corr
+        yy = (y * y * (0.5 - 0.5 / v)).sum(1, keepdim=True)
+        ee = (e * e * (0.5 * a * a / v)).sum(1).unsqueeze(0)
+        return yy + (y * (a / v)) @ e.T - ee
 
 
 class UniformChannel(Channel):

@@ -59,6 +59,8 @@ def _pair_mi(
     n = xb.shape[0]
     views = torch.cat([augment(xb, generator), augment(xb, generator)])
     e = encoder(views)
+    if getattr(critic, "adaptive", False):
+        critic.observe(e[:n], e[n:])
     y = channel(e[:n], generator)
     return infonce(critic(y, e[n:]))
 

@@ -190,13 +190,15 @@ def test_custom_augmentation_and_conv_encoder(digits):
     assert est.transform(X[:4]).shape == (4, 2)
 
 
-@pytest.mark.parametrize("critic", ["separable", "gaussian", "dense"])
+@pytest.mark.parametrize(
+    "critic", ["separable", "gaussian", "gaussian-adaptive", "dense"]
+)
 def test_every_critic_trains(digits, critic):
     X, _ = digits
     est = NoiseInjectedInfoMax(
         critic=critic, batch_size=64, **{**FAST, "max_epochs": 2}
     ).fit(X[:128])
-    assert hasattr(est, "critic_") == (critic != "gaussian")
+    assert hasattr(est, "critic_") == (critic in ("separable", "dense"))
     assert math.isfinite(est.mutual_info_)
 
 
@@ -524,3 +526,20 @@ def test_negative_final_mi_warns(digits):
         NoiseInjectedInfoMax(
             augmentation=scramble, noise_level=0.01, **{**FAST, "max_epochs": 2}
         ).fit(X[:512])
+
+
+def test_adaptive_critic_trains_where_the_exact_one_struggles(digits):
+    """At high capacity the exact critic's 1/p^2 sharpness punishes the views'
+    mismatch; measuring the mismatch keeps training sound (digits, C = 6 nats:
+    measured MI 4.58 vs 3.66 nats and kNN KL 0.13 vs 0.67)."""
+    X, _ = digits
+    X = StandardScaler().fit_transform(X)
+    kw = dict(noise_level=0.05, max_epochs=30, device="cpu", random_state=0)
+    exact = NoiseInjectedInfoMax(critic="gaussian", **kw).fit(X)
+    adaptive = NoiseInjectedInfoMax(critic="gaussian-adaptive", **kw).fit(X)
+    assert adaptive.mutual_info_ > exact.mutual_info_ + 0.3
+    assert knn_kl_divergence(adaptive.transform(X)) < knn_kl_divergence(
+        exact.transform(X)
+    )
+    with pytest.raises(ValueError, match="Gaussian prior"):
+        NoiseInjectedInfoMax(prior="uniform", critic="gaussian-adaptive").fit(X)

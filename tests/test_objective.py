@@ -87,3 +87,34 @@ def test_analytic_critic_is_the_log_density_ratio():
     )
     diff = (ch.log_density_ratio(y, e) - exact).numpy()
     np.testing.assert_allclose(diff, 0.0, atol=1e-9)
+
+
+def test_adaptive_ratio_reduces_to_exact_when_views_agree():
+    ch = GaussianChannel(0.3)
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    e = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    ones = torch.ones(2, dtype=torch.float64)
+    np.testing.assert_allclose(
+        ch.log_density_ratio(y, e, corr=ones).numpy(),
+        ch.log_density_ratio(y, e).numpy(),
+        atol=1e-9,
+    )
+
+
+def test_adaptive_ratio_is_the_linear_gaussian_channel():
+    """With view correlation c: log N(y; rho c e, 1 - rho^2 c^2) - log N(y; 0, 1)."""
+    ch = GaussianChannel(0.2)
+    g = torch.Generator().manual_seed(1)
+    y = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    e = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    c = torch.tensor([0.9, 0.5, 0.0], dtype=torch.float64)
+    rho = math.sqrt(1 - ch.p**2)
+    v = 1 - rho**2 * c**2
+    exact = (
+        -(((y[:, None] - rho * c * e[None]) ** 2) / (2 * v)).sum(-1)
+        + (y[:, None] ** 2).sum(-1) / 2
+        - 0.5 * torch.log(v).sum()
+    )
+    diff = (ch.log_density_ratio(y, e, corr=c) - exact).numpy()
+    np.testing.assert_allclose(diff, diff[0, 0], atol=1e-9)  # equal up to a constant
