@@ -7,20 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 
 from skdim_dm.__main__ import main, parse_prior
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one thread avoids oversubscribing a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 FAST = ["--max-epochs", "2", "--hidden", "16", "--batch-size", "64"]
 

@@ -16,16 +16,6 @@ from skdim_dm import NoiseInjectedInfoMax
 from skdim_dm._persistence import FORMAT_VERSION, ModelFileError
 from skdim_dm._priors import FlowPrior
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one thread avoids oversubscribing a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 SMALL = dict(hidden_layer_sizes=(16,), max_epochs=2, random_state=0, device="cpu")
 
 

@@ -19,16 +19,6 @@ from skdim_dm._priors import (
     resolve_prior,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one thread avoids oversubscribing a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 DISTS = {
     "expon": stats.expon(),
     "laplace": stats.laplace(loc=1.0, scale=2.0),
