@@ -200,7 +200,10 @@ default="gaussian"
 
     callbacks : list of callable or None, default=None
         Each called as ``callback(epoch, logs)`` after every epoch; returning True
-        stops training.
+        stops training (all callbacks still run that epoch). ``logs`` holds the
+        epoch's ``history_`` entry plus ``"encoder"`` and ``"critic"``, the modules
+        under training (in train mode, on the training device), e.g. to snapshot
+        latents at wall-clock budgets.
 
     Attributes
     ----------

@@ -213,7 +213,11 @@ def train(
                 if since_best >= config.n_iter_no_change:
                     result.stopped_by = "early_stopping"
                     break
-            if any(bool(cb(epoch + 1, dict(logs))) for cb in config.callbacks):
+            # Every callback runs (no short-circuit); each gets its own copy of the
+            # logs plus the modules under training, to inspect or snapshot them.
+            extra = {"encoder": encoder, "critic": critic}
+            stops = [bool(cb(epoch + 1, {**logs, **extra})) for cb in config.callbacks]
+            if any(stops):
                 result.stopped_by = "callback"
                 break
     except KeyboardInterrupt:

@@ -543,3 +543,23 @@ def test_adaptive_critic_trains_where_the_exact_one_struggles(digits):
     )
     with pytest.raises(ValueError, match="Gaussian prior"):
         NoiseInjectedInfoMax(prior="uniform", critic="gaussian-adaptive").fit(X)
+
+
+def test_callbacks_all_run_and_see_the_modules(digits):
+    X, _ = digits
+    seen = []
+
+    def stop(epoch, logs):
+        return True
+
+    def record(epoch, logs):
+        assert isinstance(logs["encoder"], torch.nn.Module)
+        with torch.no_grad():
+            z = logs["encoder"].eval()(torch.zeros(2, 64))
+        logs["encoder"].train()
+        seen.append(z.shape)
+        return False
+
+    est = NoiseInjectedInfoMax(callbacks=[stop, record], **FAST).fit(X[:200])
+    assert est.n_iter_ == 1 and seen == [(2, 2)]
+    assert "encoder" not in est.history_[0]
