@@ -268,6 +268,9 @@ def _estimator_from_args(args):
         prior=args.prior,
         noise_level=args.noise_level,
         hidden_layer_sizes=args.hidden,
+        augmentation=args.augmentation,
+        n_neighbors=args.n_neighbors,
+        input_noise=args.input_noise,
         batch_size=args.batch_size,
         max_epochs=args.max_epochs,
         learning_rate=args.learning_rate,
@@ -291,7 +294,10 @@ def cmd_demo(args) -> int:
         "epochs..."
     )
     t0 = time.perf_counter()
-    Z = est.fit_transform(X)
+    try:
+        Z = est.fit_transform(X)
+    except ValueError as exc:
+        raise CLIError(f"demo failed: {exc}") from None
     print(f"done in {time.perf_counter() - t0:.1f} s\n")
     _print_fit_summary(est)
     acc = cross_val_score(KNeighborsClassifier(5), Z, y, cv=5).mean()
@@ -395,6 +401,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def _noise_level(text: str):
     if text == "auto":
         return text
@@ -439,6 +455,28 @@ def _add_model_options(p, *, threads: int | None = None) -> None:
         help="injected noise (sets the capacity); default: auto",
     )
     g.add_argument("--hidden", type=_hidden, default=(256, 256), metavar="W1,W2")
+    g.add_argument(
+        "--augmentation",
+        choices=("gaussian", "neighbors"),
+        default="gaussian",
+        help="views: the same sample twice through the input noise (gaussian), or "
+        "a sample and one of its nearest neighbors (neighbors; keeps more class "
+        "information)",
+    )
+    g.add_argument(
+        "--n-neighbors",
+        type=_positive_int,
+        default=10,
+        metavar="K",
+        help="neighbors per sample for --augmentation neighbors (default: 10)",
+    )
+    g.add_argument(
+        "--input-noise",
+        type=_unit_interval,
+        default=0.2,
+        metavar="S",
+        help="strength of the input noise on each view, in [0, 1) (default: 0.2)",
+    )
     g.add_argument("--batch-size", type=_positive_int, default=512)
     g.add_argument("--max-epochs", type=_positive_int, default=100)
     g.add_argument("--learning-rate", type=float, default=1e-3)

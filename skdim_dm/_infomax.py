@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from ._augment import make_augmentation
+from ._augment import make_augmentation, nearest_neighbors, principal_projection
 from ._metrics import prior_match_score
 from ._networks import ConvNet, Encoder, make_critic, mlp
 from ._objective import capacity_to_noise_level, make_channel, make_normalization
@@ -152,15 +152,30 @@ default="gaussian"
         ``O(N^2 h^2)``: it dominates a training step (about 4 s per step at batch
         512 on 2 CPU cores). Measured costs are in ``benchmarks/RESULTS.md``.
 
-    augmentation : "gaussian" or callable, default="gaussian"
+    augmentation : {"gaussian", "neighbors"} or callable, default="gaussian"
         How the two views are made. ``"gaussian"`` is the paper's input channel
         ``sqrt(1 - s^2) x + s xi`` with ``s = input_noise`` on standardized
-        features. A callable ``(X_batch, generator) -> X_view`` receives float32
+        features, applied twice to the same sample. ``"neighbors"`` makes the
+        second view from one of the sample's ``n_neighbors`` nearest training
+        samples (drawn afresh at every step; Euclidean distance on the top 50
+        principal components of the input as the encoder sees it, computed once
+        at the start of ``fit``), both views through the same input channel. The views
+        then share what neighbors share, which on images is mostly the class:
+        on MNIST at d = 2 it raised the downstream accuracy of the latents from
+        PCA level to about 0.77 with matching intact (``benchmarks/RESULTS.md``).
+        The neighbor search costs ``O(n^2)``: about 30 s for 60,000 samples on one
+        CPU thread. A callable ``(X_batch, generator) -> X_view`` receives float32
         tensors on the training device (standardized when ``standardize`` is set)
         and a ``torch.Generator`` it must draw all randomness from.
 
+    n_neighbors : int, default=10
+        Neighbors per sample for ``augmentation="neighbors"`` (ignored otherwise);
+        must be smaller than the number of training samples (after the
+        validation split with ``early_stopping``).
+
     input_noise : float in [0, 1), default=0.2
-        Strength ``s`` of the ``"gaussian"`` augmentation.
+        Strength ``s`` of the input channel of the ``"gaussian"`` and
+        ``"neighbors"`` augmentations.
 
     standardize : {"features", "global"} or None, default="features"
         Input scaling learned in ``fit``: per feature (zero mean, unit variance),
@@ -272,7 +287,8 @@ default="gaussian"
         "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
         "critic": [StrOptions({"separable", "gaussian", "gaussian-adaptive", "dense"})],
-        "augmentation": [StrOptions({"gaussian"}), callable],
+        "augmentation": [StrOptions({"gaussian", "neighbors"}), callable],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"features", "global"}), None],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
@@ -299,6 +315,7 @@ default="gaussian"
         input_shape=None,
         critic="gaussian",
         augmentation="gaussian",
+        n_neighbors=10,
         input_noise=0.2,
         standardize="features",
         batch_size=512,
@@ -321,6 +338,7 @@ default="gaussian"
         self.input_shape = input_shape
         self.critic = critic
         self.augmentation = augmentation
+        self.n_neighbors = n_neighbors
         self.input_noise = input_noise
         self.standardize = standardize
         self.batch_size = batch_size
@@ -353,10 +371,11 @@ default="gaussian"
         self._check_params(n_features)
         device = resolve_device(self.device)
         prior = resolve_prior(self.prior, self.n_components)
-        seeds = derive_seeds(self.random_state, 5)
+        seeds = derive_seeds(self.random_state, 6)
 
         mean, scale = self._standardization(X)
         X_train, X_val = self._split(X, seeds[2])
+        self._check_neighbors(X_train.shape[0], X_val is not None)
         batch = min(self.batch_size, X_train.shape[0])
         noise_level = self._resolve_noise_level(batch)
         channel = make_channel(prior.base, noise_level)
@@ -380,6 +399,7 @@ default="gaussian"
         X_val_t = to_t(X_val) if X_val is not None else None
         augment = make_augmentation(self.augmentation, self.input_noise)
         generator = torch.Generator(device=device).manual_seed(seeds[1])
+        neighbors, val_partners = self._neighbor_pairs(X_train_t, X_val_t, seeds[5])
         config = TrainConfig(
             batch_size=batch,
             max_epochs=self.max_epochs,
@@ -405,6 +425,8 @@ default="gaussian"
                 config,
                 generator,
                 val_seed=seeds[3],
+                neighbors=neighbors,
+                val_partners=val_partners,
             )
             if result.interrupted:
                 warnings.warn(
@@ -421,8 +443,24 @@ default="gaussian"
                 n = X_train_t.shape[0]
                 rows = torch.randperm(n, generator=eval_gen, device=device)
                 rows = rows[: min(n, MI_EVAL_BATCHES * batch)]
+                partners = None
+                if neighbors is not None:
+                    pick = torch.randint(
+                        neighbors.shape[1],
+                        rows.shape,
+                        generator=eval_gen,
+                        device=device,
+                    )
+                    partners = X_train_t[neighbors[rows, pick]]
                 mutual_info = estimate_mi(
-                    encoder, critic, channel, augment, X_train_t[rows], batch, eval_gen
+                    encoder,
+                    critic,
+                    channel,
+                    augment,
+                    X_train_t[rows],
+                    batch,
+                    eval_gen,
+                    partners,
                 )
             except KeyboardInterrupt:
                 if not result.interrupted:
@@ -455,6 +493,38 @@ default="gaussian"
         self._n_features_out = self.n_components
         self._cache = {}
         return self
+
+    def _check_neighbors(self, n_train, has_val):
+        k = self.n_neighbors
+        if self.augmentation == "neighbors" and n_train <= k:
+            raise ValueError(
+                f"augmentation='neighbors' with n_neighbors={k} needs more than {k} "
+                f"training samples; got {n_train}"
+                + (" after the validation split" if has_val else "")
+                + ". Lower n_neighbors or pass more samples."
+            )
+
+    def _neighbor_pairs(self, X_train, X_val, seed):
+        """Neighbor indices of the training rows, and the validation rows' partners.
+
+        Only for ``augmentation="neighbors"``; ``(None, None)`` otherwise. Distances
+        are Euclidean on the top principal components of the input as the encoder
+        sees it (standardized when ``standardize`` is set).
+        """
+        if self.augmentation != "neighbors":
+            return None, None
+        k = self.n_neighbors
+        gen = torch.Generator(device=X_train.device).manual_seed(seed)
+        proj = principal_projection(
+            X_train, *(() if X_val is None else (X_val,)), generator=gen
+        )
+        neighbors = nearest_neighbors(proj[0], proj[0], k, exclude_self=True)
+        if X_val is None:
+            return neighbors, None
+        val_nbr = nearest_neighbors(proj[1], proj[0], k, exclude_self=False)
+        pick = torch.randint(k, (X_val.shape[0],), generator=gen, device=X_train.device)
+        rows = torch.arange(X_val.shape[0], device=X_train.device)
+        return neighbors, X_train[val_nbr[rows, pick]]
 
     def _clear_fitted(self):
         for name in _FITTED:

@@ -54,10 +54,16 @@ def _pair_mi(
     augment,
     xb: torch.Tensor,
     generator: torch.Generator,
+    partner: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """InfoNCE estimate on one batch: two views, noise on one branch only."""
+    """InfoNCE estimate on one batch: two views, noise on one branch only.
+
+    The second view is made from ``partner`` rows (a neighbor of each row) when
+    given, from ``xb`` itself otherwise; the channel noise goes on ``xb``'s view.
+    """
     n = xb.shape[0]
-    views = torch.cat([augment(xb, generator), augment(xb, generator)])
+    other = xb if partner is None else partner
+    views = torch.cat([augment(xb, generator), augment(other, generator)])
     e = encoder(views)
     if getattr(critic, "adaptive", False):
         critic.observe(e[:n], e[n:])
@@ -74,8 +80,12 @@ def estimate_mi(
     X: torch.Tensor,
     batch_size: int,
     generator: torch.Generator,
+    partners: torch.Tensor | None = None,
 ) -> float:
-    """Mean InfoNCE estimate (nats) over full batches of ``X`` in eval mode."""
+    """Mean InfoNCE estimate (nats) over full batches of ``X`` in eval mode.
+
+    ``partners`` (same shape as ``X``) holds each row's second-view source.
+    """
     was_training = encoder.training, critic.training
     encoder.eval()
     critic.eval()
@@ -84,8 +94,11 @@ def estimate_mi(
     total = torch.zeros((), device=X.device)
     n_batches = max(n // bs, 1)
     for k in range(n_batches):
-        xb = X[k * bs : (k + 1) * bs]
-        total += _pair_mi(encoder, critic, channel, augment, xb, generator)
+        rows = slice(k * bs, (k + 1) * bs)
+        partner = None if partners is None else partners[rows]
+        total += _pair_mi(
+            encoder, critic, channel, augment, X[rows], generator, partner
+        )
     encoder.train(was_training[0])
     critic.train(was_training[1])
     return float(total) / n_batches
@@ -141,8 +154,14 @@ def train(
     config: TrainConfig,
     generator: torch.Generator,
     val_seed: int = 0,
+    neighbors: torch.Tensor | None = None,
+    val_partners: torch.Tensor | None = None,
 ) -> TrainResult:
     """Maximize the InfoNCE bound through the noisy channel. Modifies modules in place.
+
+    ``neighbors`` (``(n, k)`` row indices into ``X``) makes the second view of each
+    row one of its ``k`` neighbors, drawn afresh every step; ``val_partners`` are
+    the fixed second-view sources of the ``X_val`` rows.
 
     Raises ``FloatingPointError`` when the loss becomes non-finite. A
     ``KeyboardInterrupt`` ends training early and is reported in the result.
@@ -170,8 +189,19 @@ def train(
             order = torch.randperm(n, generator=generator, device=X.device)
             total = torch.zeros((), device=X.device)
             for k in range(n_batches):
-                xb = X[order[k * bs : (k + 1) * bs]]
-                mi = _pair_mi(encoder, critic, channel, augment, xb, generator)
+                rows = order[k * bs : (k + 1) * bs]
+                partner = None
+                if neighbors is not None:
+                    pick = torch.randint(
+                        neighbors.shape[1],
+                        (rows.shape[0],),
+                        generator=generator,
+                        device=X.device,
+                    )
+                    partner = X[neighbors[rows, pick]]
+                mi = _pair_mi(
+                    encoder, critic, channel, augment, X[rows], generator, partner
+                )
                 if check_each_step and not torch.isfinite(mi):
                     break  # reported below, before a poisoned step is taken
                 optimizer.zero_grad(set_to_none=True)
@@ -190,7 +220,14 @@ def train(
             if X_val is not None:
                 val_generator.manual_seed(val_seed)
                 logs["val_mi"] = estimate_mi(
-                    encoder, critic, channel, augment, X_val, bs, val_generator
+                    encoder,
+                    critic,
+                    channel,
+                    augment,
+                    X_val,
+                    bs,
+                    val_generator,
+                    val_partners,
                 )
             logs["time"] = time.perf_counter() - t0
             result.history.append(logs)

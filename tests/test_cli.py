@@ -155,3 +155,30 @@ def test_bad_prior_is_an_argparse_error(capsys):
         main(["fit", "x.npy", "--prior", "not_a_distribution"])
     assert exc.value.code == 2
     assert "unknown prior 'not_a_distribution'" in capsys.readouterr().err
+
+
+def test_fit_with_neighbor_views_saves_the_choice(tmp_path, data_files, capsys):
+    from skdim_dm import NoiseInjectedInfoMax
+
+    d, _ = data_files
+    model = tmp_path / "model"
+    argv = ["fit", str(d / "X.npy"), "--augmentation", "neighbors", *FAST]
+    argv += ["--n-neighbors", "5", "--input-noise", "0.1", "--save", str(model)]
+    assert main(argv) == 0
+    est = NoiseInjectedInfoMax.load(model)
+    assert est.augmentation == "neighbors" and est.n_neighbors == 5
+    assert est.input_noise == 0.1
+
+
+def test_bad_view_options_are_clear_errors(data_files, capsys):
+    d, _ = data_files
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--input-noise", "1.5"])
+    assert exc.value.code == 2
+    assert "--input-noise: must be in [0, 1), got 1.5" in capsys.readouterr().err
+    argv = ["fit", str(d / "X.npy"), "--augmentation", "neighbors", *FAST]
+    assert main([*argv, "--n-neighbors", "150"]) == 2
+    err = capsys.readouterr().err
+    assert "n_neighbors=150 needs more than 150" in err and "Traceback" not in err
+    assert main(["demo", "--augmentation", "neighbors", "--n-neighbors", "5000"]) == 2
+    assert "n_neighbors=5000 needs more than 5000" in capsys.readouterr().err

@@ -13,6 +13,15 @@ def _estimators():
         NoiseInjectedInfoMax(
             prior="uniform", hidden_layer_sizes=(16,), max_epochs=3, device="cpu"
         ),
+        # Neighbor views: the checks' smallest fitted sets have a few rows, so a
+        # small n_neighbors keeps them valid.
+        NoiseInjectedInfoMax(
+            augmentation="neighbors",
+            n_neighbors=2,
+            hidden_layer_sizes=(16,),
+            max_epochs=3,
+            device="cpu",
+        ),
     ]
 
 
