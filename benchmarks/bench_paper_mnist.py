@@ -360,6 +360,12 @@ def _g(r, k, spec=".3f"):
     return "-" if v is None else format(v, spec)
 
 
+def _mi_cell(r):
+    if "mi" in r:
+        return _g(r, "mi")
+    return _g(r, "train_mi") + " (train)" if "train_mi" in r else "-"
+
+
 def markdown(result):
     """Markdown tables of a saved result (``--table``)."""
     head = (
@@ -377,8 +383,7 @@ def markdown(result):
             continue
         lines.append(
             f"| {r['name']} | {_g(r, 'capacity', '.2f')} "
-            f"| {_g(r, 'mi') if 'mi' in r else _g(r, 'train_mi') + ' (train)'} "
-            f"| {_g(r, 'c_minus_mi')} | {_g(r, 'hz')} | {_g(r, 'sw')} "
+            f"| {_mi_cell(r)} | {_g(r, 'c_minus_mi')} | {_g(r, 'hz')} | {_g(r, 'sw')} "
             f"| {_g(r, 'dagostino')} | {_g(r, 'hz_pvalue', '.2g')} "
             f"| {_g(r, 'norm_ks_pvalue', '.2g')} | {_g(r, 'component_ks_pvalue', '.2g')} "
             f"| {_g(r, 'knn_kl')} | {_g(r, 'mlp_acc')} | {_g(r, 'knn_acc')} "
@@ -398,8 +403,7 @@ def markdown(result):
                 continue
             lines.append(
                 f"| {r['name']} | {_g(r, 'capacity', '.2f')} "
-                f"| {_g(r, 'mi') if 'mi' in r else _g(r, 'train_mi') + ' (train)'} "
-                f"| {_g(r, 'component_ks_pvalue', '.2g')} "
+                f"| {_mi_cell(r)} | {_g(r, 'component_ks_pvalue', '.2g')} "
                 f"| {_g(r, 'fraction_inside')} | {_g(r, 'mean_error')} "
                 f"| {_g(r, 'cov_error')} | {_g(r, 'knn_kl')} | {_g(r, 'mlp_acc')} "
                 f"| {_g(r, 'knn_acc')} | {_g(r, 'fit_s', '.0f')} | {r['epochs']} |"
@@ -478,16 +482,33 @@ SWEEP_BASE = {
     "encoder": "mlp",
     "hidden_layer_sizes": (512, 512),
     "critic": "gaussian",
+    "augmentation": "gaussian",
     "input_noise": 0.2,
     "batch_size": 512,
     "max_epochs": 10000,
 }
+
+NBR = {**SWEEP_BASE, "augmentation": "neighbors", "n_neighbors": 10}
 
 EXPLORE = {
     # name: config (capacity in nats); see RESULTS_paper.md for what each tests.
     "mlp512-C2.30": {**SWEEP_BASE, "capacity": 2.30},
     "mlp512-C4.61": {**SWEEP_BASE, "capacity": 4.61},
     "mlp512-C3.45": {**SWEEP_BASE, "capacity": 3.45},
+    # Views of nearest-neighbor pairs (augmentation="neighbors").
+    "mlp512-nbr10-C2.30": {**NBR, "capacity": 2.30},
+    "mlp512-nbr10-C3.45": {**NBR, "capacity": 3.45},
+    "mlp512-nbr10-C1.73": {**NBR, "capacity": 1.73},
+    "mlp512-nbr10-adaptive-C4.61": {
+        **NBR,
+        "critic": "gaussian-adaptive",
+        "capacity": 4.61,
+    },
+    "mlp512-nbr10-adaptive-C13.8": {
+        **NBR,
+        "critic": "gaussian-adaptive",
+        "capacity": 13.8,
+    },
     "mlp512-shift2-C4.61": {**SWEEP_BASE, "shift": 2, "capacity": 4.61},
     "mlp512-shift2-noise0.4-C4.61": {
         **SWEEP_BASE,
@@ -529,6 +550,13 @@ def main(argv=None):
     ap.add_argument("--encoder", default=SWEEP_BASE["encoder"])
     ap.add_argument("--critic", default=SWEEP_BASE["critic"])
     ap.add_argument("--shift", type=int, default=0, help="RandomShift pixels (0: off)")
+    ap.add_argument(
+        "--augmentation",
+        default=SWEEP_BASE["augmentation"],
+        help="'gaussian' (pixel-noise views) or 'neighbors' (views of kNN pairs)",
+    )
+    ap.add_argument("--n-neighbors", type=int, default=10)
+    ap.add_argument("--input-noise", type=float, default=SWEEP_BASE["input_noise"])
     ap.add_argument("--no-sweep", action="store_true", help="skip the sweep")
     ap.add_argument("--no-uniform", action="store_true")
     ap.add_argument(
@@ -592,7 +620,15 @@ def main(argv=None):
     if not args.no_sweep:
         result["baselines"] = run_baselines(data)
         save()
-    base = {**SWEEP_BASE, "encoder": args.encoder, "critic": args.critic}
+    base = {
+        **SWEEP_BASE,
+        "encoder": args.encoder,
+        "critic": args.critic,
+        "augmentation": args.augmentation,
+        "input_noise": args.input_noise,
+    }
+    if args.augmentation == "neighbors":
+        base["n_neighbors"] = args.n_neighbors
     if args.shift:
         base["shift"] = args.shift
     if not args.no_sweep:
