@@ -489,6 +489,8 @@ SWEEP_BASE = {
 }
 
 NBR = {**SWEEP_BASE, "augmentation": "neighbors", "n_neighbors": 10}
+NBR256 = {**NBR, "hidden_layer_sizes": (256, 256)}
+NBR256_COS = {**NBR256, "learning_rate_schedule": "cosine"}
 
 EXPLORE = {
     # name: config (capacity in nats); see RESULTS_paper.md for what each tests.
@@ -503,6 +505,29 @@ EXPLORE = {
         **NBR,
         "critic": "gaussian-adaptive",
         "capacity": 4.61,
+    },
+    # The default MLP width (256-256) runs epochs about twice as fast as 512-512.
+    "mlp256-nbr10-C2.30": {**NBR256, "capacity": 2.30},
+    # Cosine schedules sized by epochs so that the whole fit (neighbor search
+    # included) stays within 3 and 10 minutes on the 2-core machine.
+    "mlp256-nbr10-cos45-C2.30": {**NBR256_COS, "max_epochs": 45, "capacity": 2.30},
+    "mlp256-nbr10-cos150-C2.30": {**NBR256_COS, "max_epochs": 150, "capacity": 2.30},
+    "mlp256x3-nbr10-cos38-C2.30": {
+        **NBR256_COS,
+        "hidden_layer_sizes": (256, 256, 256),
+        "max_epochs": 38,
+        "capacity": 2.30,
+    },
+    "mlp256x3-nbr10-cos140-C2.30": {
+        **NBR256_COS,
+        "hidden_layer_sizes": (256, 256, 256),
+        "max_epochs": 140,
+        "capacity": 2.30,
+    },
+    "mlp256x3-nbr10-C2.30": {
+        **NBR256,
+        "hidden_layer_sizes": (256, 256, 256),
+        "capacity": 2.30,
     },
     "mlp512-nbr10-adaptive-C13.8": {
         **NBR,

@@ -274,6 +274,7 @@ def _estimator_from_args(args):
         batch_size=args.batch_size,
         max_epochs=args.max_epochs,
         learning_rate=args.learning_rate,
+        learning_rate_schedule=args.learning_rate_schedule,
         standardize=None if args.standardize == "none" else args.standardize,
         device=args.device,
         random_state=args.random_state,
@@ -480,6 +481,12 @@ def _add_model_options(p, *, threads: int | None = None) -> None:
     g.add_argument("--batch-size", type=_positive_int, default=512)
     g.add_argument("--max-epochs", type=_positive_int, default=100)
     g.add_argument("--learning-rate", type=float, default=1e-3)
+    g.add_argument(
+        "--learning-rate-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="cosine: anneal the learning rate to 0 over --max-epochs",
+    )
     g.add_argument(
         "--standardize", choices=("features", "global", "none"), default="features"
     )

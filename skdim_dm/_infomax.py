@@ -194,6 +194,11 @@ default="gaussian"
     learning_rate : float, default=1e-3
         Adam step size for the encoder and critic.
 
+    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+        ``"cosine"`` anneals the step size from ``learning_rate`` to 0 over
+        ``max_epochs`` (set at every step); the schedule assumes the fit runs all
+        ``max_epochs``, so early stopping or a stopping callback ends it part way.
+
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data and stop when the validation
         MI estimate has not improved by ``tol`` for ``n_iter_no_change`` epochs;
@@ -242,7 +247,8 @@ default="gaussian"
 
     history_ : list of dict
         Per epoch: ``epoch``, ``loss``, ``mi`` (train InfoNCE estimate, nats),
-        ``val_mi`` (with early stopping), ``time`` (seconds).
+        ``learning_rate`` (at the epoch's last step), ``val_mi`` (with early
+        stopping), ``time`` (seconds).
 
     mutual_info_ : float
         InfoNCE estimate (nats) of the trained model on the training data.
@@ -298,6 +304,7 @@ default="gaussian"
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -325,6 +332,7 @@ default="gaussian"
         batch_size=512,
         max_epochs=100,
         learning_rate=1e-3,
+        learning_rate_schedule="constant",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -348,6 +356,7 @@ default="gaussian"
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -408,6 +417,7 @@ default="gaussian"
             batch_size=batch,
             max_epochs=self.max_epochs,
             learning_rate=self.learning_rate,
+            learning_rate_schedule=self.learning_rate_schedule,
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,

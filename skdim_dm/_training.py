@@ -32,6 +32,7 @@ class TrainConfig:
     batch_size: int
     max_epochs: int
     learning_rate: float
+    learning_rate_schedule: str = "constant"
     early_stopping: bool = False
     n_iter_no_change: int = 10
     tol: float = 1e-3
@@ -171,6 +172,9 @@ def train(
     n = X.shape[0]
     bs = min(config.batch_size, n)
     n_batches = max(n // bs, 1)
+    # "cosine": anneal from learning_rate to 0 over max_epochs, set per step.
+    total_steps = config.max_epochs * n_batches
+    cosine = config.learning_rate_schedule == "cosine"
     result = TrainResult()
     best_val, best_state, since_best = -math.inf, None, 0
     val_generator = torch.Generator(device=X.device)
@@ -189,6 +193,11 @@ def train(
             order = torch.randperm(n, generator=generator, device=X.device)
             total = torch.zeros((), device=X.device)
             for k in range(n_batches):
+                if cosine:
+                    done = (epoch * n_batches + k) / total_steps
+                    lr = 0.5 * config.learning_rate * (1.0 + math.cos(math.pi * done))
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
                 rows = order[k * bs : (k + 1) * bs]
                 partner = None
                 if neighbors is not None:
@@ -216,7 +225,12 @@ def train(
                     "so small that the critic's scores overflow (the analytic critic "
                     "scales as 1/noise^2); also check the input for extreme values."
                 )
-            logs = {"epoch": epoch + 1, "loss": -mi_epoch, "mi": mi_epoch}
+            logs = {
+                "epoch": epoch + 1,
+                "loss": -mi_epoch,
+                "mi": mi_epoch,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+            }
             if X_val is not None:
                 val_generator.manual_seed(val_seed)
                 logs["val_mi"] = estimate_mi(

@@ -164,10 +164,10 @@ def test_fit_with_neighbor_views_saves_the_choice(tmp_path, data_files, capsys):
     model = tmp_path / "model"
     argv = ["fit", str(d / "X.npy"), "--augmentation", "neighbors", *FAST]
     argv += ["--n-neighbors", "5", "--input-noise", "0.1", "--save", str(model)]
-    assert main(argv) == 0
+    assert main([*argv, "--learning-rate-schedule", "cosine"]) == 0
     est = NoiseInjectedInfoMax.load(model)
     assert est.augmentation == "neighbors" and est.n_neighbors == 5
-    assert est.input_noise == 0.1
+    assert est.input_noise == 0.1 and est.learning_rate_schedule == "cosine"
 
 
 def test_bad_view_options_are_clear_errors(data_files, capsys):

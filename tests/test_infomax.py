@@ -566,3 +566,24 @@ def test_callbacks_all_run_and_see_the_modules(digits):
     est = NoiseInjectedInfoMax(callbacks=[stop, record], **FAST).fit(X[:200])
     assert est.n_iter_ == 1 and seen == [(2, 2)]
     assert "encoder" not in est.history_[0]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_schedule(digits, schedule):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(
+        **{**FAST, "max_epochs": 6, "batch_size": 256},
+        learning_rate=2e-3,
+        learning_rate_schedule=schedule,
+    ).fit(X)
+    lrs = np.array([h["learning_rate"] for h in est.history_])
+    if schedule == "constant":
+        np.testing.assert_array_equal(lrs, 2e-3)
+    else:
+        # Half a cosine over all steps: strictly decreasing, the last epoch's last
+        # step one step short of zero.
+        n_steps = 6 * (len(X) // 256)
+        assert np.all(np.diff(lrs) < 0)
+        expected_last = 1e-3 * (1 + np.cos(np.pi * (n_steps - 1) / n_steps))
+        assert lrs[-1] == pytest.approx(expected_last)
+        assert lrs[0] < 2e-3
