@@ -11,6 +11,7 @@ __all__ = [
     "GaussianView",
     "make_augmentation",
     "nearest_neighbors",
+    "neighbor_partners",
     "principal_projection",
 ]
 
@@ -128,3 +129,19 @@ def nearest_neighbors(
         order = exact.topk(k, dim=1, largest=False).indices
         out[start : start + q.shape[0]] = cand.gather(1, order)
     return out
+
+
+def neighbor_partners(
+    X: torch.Tensor,
+    neighbors: torch.Tensor,
+    rows: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """For each of ``rows``, the row of ``X`` of one of its neighbors, drawn uniformly.
+
+    ``neighbors[r]`` holds row ``r``'s neighbor indices into ``X``.
+    """
+    pick = torch.randint(
+        neighbors.shape[1], rows.shape, generator=generator, device=rows.device
+    )
+    return X[neighbors[rows, pick]]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._augment import neighbor_partners
 from ._objective import Channel, infonce
 
 __all__ = ["TrainConfig", "TrainResult", "train", "estimate_mi", "calibrate_norm"]
@@ -201,13 +202,7 @@ def train(
                 rows = order[k * bs : (k + 1) * bs]
                 partner = None
                 if neighbors is not None:
-                    pick = torch.randint(
-                        neighbors.shape[1],
-                        (rows.shape[0],),
-                        generator=generator,
-                        device=X.device,
-                    )
-                    partner = X[neighbors[rows, pick]]
+                    partner = neighbor_partners(X, neighbors, rows, generator)
                 mi = _pair_mi(
                     encoder, critic, channel, augment, X[rows], generator, partner
                 )

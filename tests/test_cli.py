@@ -53,6 +53,7 @@ def test_python_dash_m_entry_point():
 
 
 def test_demo_prints_mi_capacity_report_and_writes_figure(tmp_path, capsys):
+    # matplotlib is the optional `plot` extra; the `test` extra (and CI) has it.
     pytest.importorskip("matplotlib")
     code = main(["demo", *FAST, "--subsamples", "8", "--out-dir", str(tmp_path)])
     assert code == 0

@@ -16,6 +16,7 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("plot_*.py"))
 @pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs_and_saves_a_figure(script, tmp_path):
+    # matplotlib is the optional `plot` extra; the `test` extra (and CI) has it.
     pytest.importorskip("matplotlib")
     env = {k: v for k, v in os.environ.items() if k != "SKDIM_DM_MNIST"}
     env.update(SKDIM_DM_EXAMPLE_FAST="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1")

@@ -121,6 +121,7 @@ def test_cuda_pickle_loads_without_cuda(digits, monkeypatch):
 
 
 def test_set_output_pandas(digits):
+    # pandas is optional for users; the `test` extra (and CI) installs it.
     pd = pytest.importorskip("pandas")
     X, _ = digits
     df = pd.DataFrame(X[:200], columns=[f"px{i}" for i in range(X.shape[1])])

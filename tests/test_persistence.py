@@ -82,6 +82,7 @@ def test_round_trip_variants(tmp_path, digits, params):
 
 
 def test_feature_names_and_unfitted(tmp_path, digits):
+    # pandas is optional for users; the `test` extra (and CI) installs it.
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame(digits[:100], columns=[f"px{i}" for i in range(64)])
     est = NoiseInjectedInfoMax(**SMALL).set_output(transform="pandas").fit(df)
