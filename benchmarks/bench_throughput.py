@@ -48,8 +48,8 @@ import skdim_dm
 from skdim_dm import NoiseInjectedInfoMax, capacity_to_noise_level
 
 # Private helpers, used only to time each critic in isolation (no patching).
-from skdim_dm._networks import make_critic
-from skdim_dm._objective import make_channel
+from skdim_dm._base import get_base
+from skdim_dm._networks import CRITICS
 
 BATCH = 512
 D = 2
@@ -285,12 +285,12 @@ def bench_transform(models, X_test, batches, min_seconds):
 def bench_critics(X, repeats_alone, quick):
     rows = []
     noise = capacity_to_noise_level(CAPACITY, D)
-    channel = make_channel("gaussian", noise)
+    channel = get_base("gaussian").channel(noise)
     gen = torch.Generator().manual_seed(0)
     for kind in ("gaussian", "separable", "dense"):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            critic = make_critic(kind, D, channel)
+            critic = CRITICS[kind](D, channel)
         n_rep = max(2, repeats_alone // 10) if kind == "dense" else repeats_alone
         times = []
         for _ in range(n_rep + 1):

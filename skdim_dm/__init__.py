@@ -5,11 +5,13 @@ Estimators: :class:`NoiseInjectedInfoMax` (the transformer) and
 scorers live in :mod:`skdim_dm.metrics`; the most used are re-exported here.
 """
 
+from ._base import capacity_to_noise_level, noise_level_to_capacity
 from ._infomax import CapacityWarning, NoiseInjectedInfoMax
-from ._objective import capacity_to_noise_level, noise_level_to_capacity
+from ._networks import build_networks
 from ._outliers import LatentOutlierDetector
 from ._persistence import ModelFileError
 from ._priors import FlowPrior, Prior
+from ._version import __version__
 from .metrics import (
     dm_report,
     gaussianity_scorer,
@@ -17,8 +19,6 @@ from .metrics import (
     prior_scorer,
     uniformity_scorer,
 )
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "NoiseInjectedInfoMax",
@@ -29,6 +29,7 @@ __all__ = [
     "FlowPrior",
     "capacity_to_noise_level",
     "noise_level_to_capacity",
+    "build_networks",
     "dm_report",
     "gaussianity_scorer",
     "uniformity_scorer",

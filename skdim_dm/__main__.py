@@ -164,7 +164,8 @@ def _describe_prior(prior) -> str:
 # ------------------------------------------------------------------ reports
 def print_report(Z: np.ndarray, prior, *, out=None, n_subsamples: int = 256) -> None:
     """Distribution-matching report of target-space latents ``Z``."""
-    from ._priors import ks_against_target, resolve_prior
+    from ._metrics import marginal_ks as ks_against_target
+    from ._priors import resolve_prior
     from .metrics import dm_report
 
     out = out or sys.stdout
@@ -509,7 +510,7 @@ def _add_model_options(p, *, threads: int | None = None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="skdim-dm",

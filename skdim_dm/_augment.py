@@ -1,7 +1,14 @@
-"""Views of a batch: pure torch functions ``(batch, generator) -> batch``."""
+"""Views: how the two inputs of each positive pair are made.
+
+Pure torch. A :class:`Views` object is fitted once per ``fit`` on the training
+rows (on the training device), then asked for the two views of a batch of rows.
+The training loop, the validation estimate and the final MI estimate only call
+its interface; a new kind of view is a subclass registered in :data:`VIEWS`.
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -9,12 +16,16 @@ import torch
 
 __all__ = [
     "GaussianView",
-    "make_augmentation",
+    "Views",
+    "SameSampleViews",
+    "NeighborViews",
+    "VIEWS",
+    "make_views",
     "nearest_neighbors",
-    "neighbor_partners",
     "principal_projection",
 ]
 
+#: An input channel: ``(X_batch, generator) -> X_view``.
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -35,14 +46,69 @@ class GaussianView:
         return self._keep * x + self.strength * xi
 
 
-def make_augmentation(augmentation, strength: float) -> Augmentation:
-    """``"gaussian"``, ``"neighbors"`` (the same input channel on both views of a
-    neighbor pair) or a user callable ``(X_batch, generator) -> X_view``."""
-    if augmentation in ("gaussian", "neighbors"):
-        return GaussianView(strength)
-    if callable(augmentation):
-        return augmentation
-    raise ValueError(f"unknown augmentation {augmentation!r}")
+class Views:
+    """The two views of each sample: a *source* row for each, then an input channel.
+
+    ``fit(X, X_val, generator)`` sees the training rows (and the validation rows)
+    once; ``sources(rows, generator)`` gives the rows of ``X`` each view starts
+    from, and ``view(x, generator)`` applies the input channel to a batch of
+    sources. Validation uses fixed sources (``validation_sources``), so its
+    estimate is comparable from epoch to epoch.
+
+    Parameters
+    ----------
+    augment : callable
+        The input channel ``(X_batch, generator) -> X_view``; all randomness must
+        come from ``generator``.
+    """
+
+    def __init__(self, augment: Augmentation):
+        self.augment = augment
+
+    def check_n_samples(self, n_train: int, *, after_split: bool = False) -> None:
+        """Raise ``ValueError`` before any work when ``n_train`` rows are too few
+        (``after_split``: they are what is left after the validation split)."""
+
+    def fit(
+        self,
+        X: torch.Tensor,
+        X_val: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Views:
+        self.X = X
+        self.X_val = X_val
+        return self
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    def sources(self, rows: torch.Tensor, generator: torch.Generator):
+        """Source rows ``(a, b)`` of the two views of training ``rows``."""
+        raise NotImplementedError
+
+    def validation_sources(self):
+        """Fixed sources ``(a, b)`` of the validation rows, or ``None``."""
+        raise NotImplementedError
+
+    def view(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.augment(x, generator)
+
+    def sample(self, rows: torch.Tensor, generator: torch.Generator):
+        """The two views ``(view_a, view_b)`` of training ``rows``."""
+        a, b = self.sources(rows, generator)
+        return self.view(a, generator), self.view(b, generator)
+
+
+class SameSampleViews(Views):
+    """Both views from the same sample, each through its own draw of the channel."""
+
+    def sources(self, rows, generator):
+        x = self.X[rows]
+        return x, x
+
+    def validation_sources(self):
+        return None if self.X_val is None else (self.X_val, self.X_val)
 
 
 #: Neighbor search runs on at most this many principal components of the input.
@@ -131,17 +197,75 @@ def nearest_neighbors(
     return out
 
 
-def neighbor_partners(
-    X: torch.Tensor,
-    neighbors: torch.Tensor,
-    rows: torch.Tensor,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """For each of ``rows``, the row of ``X`` of one of its neighbors, drawn uniformly.
+class NeighborViews(Views):
+    """The second view from one of the sample's ``n_neighbors`` nearest training rows.
 
-    ``neighbors[r]`` holds row ``r``'s neighbor indices into ``X``.
+    Neighbors are found once, at :meth:`fit`: Euclidean distance on the top
+    ``NEIGHBOR_DIMS`` principal components of the training rows. A neighbor is
+    drawn afresh for each row at each step; validation rows get one fixed partner
+    among their training-set neighbors. Both views go through the input channel.
     """
-    pick = torch.randint(
-        neighbors.shape[1], rows.shape, generator=generator, device=rows.device
-    )
-    return X[neighbors[rows, pick]]
+
+    def __init__(self, augment: Augmentation, n_neighbors: int = 10):
+        super().__init__(augment)
+        self.n_neighbors = int(n_neighbors)
+
+    def check_n_samples(self, n_train: int, *, after_split: bool = False) -> None:
+        k = self.n_neighbors
+        if n_train <= k:
+            raise ValueError(
+                f"augmentation='neighbors' with n_neighbors={k} needs more than {k} "
+                f"training samples; got {n_train}"
+                + (" after the validation split" if after_split else "")
+                + ". Lower n_neighbors or pass more samples."
+            )
+
+    @torch.no_grad()
+    def fit(self, X, X_val=None, generator=None):
+        super().fit(X, X_val)
+        k = self.n_neighbors
+        proj = principal_projection(
+            X, *(() if X_val is None else (X_val,)), generator=generator
+        )
+        self.neighbors = nearest_neighbors(proj[0], proj[0], k, exclude_self=True)
+        self._val_partners = None
+        if X_val is not None:
+            val_nbr = nearest_neighbors(proj[1], proj[0], k, exclude_self=False)
+            rows = torch.arange(X_val.shape[0], device=X.device)
+            self._val_partners = self._partners(val_nbr, rows, generator)
+        return self
+
+    def _partners(self, neighbors, rows, generator):
+        pick = torch.randint(
+            neighbors.shape[1], rows.shape, generator=generator, device=rows.device
+        )
+        return self.X[neighbors[rows, pick]]
+
+    def sources(self, rows, generator):
+        return self.X[rows], self._partners(self.neighbors, rows, generator)
+
+    def validation_sources(self):
+        return None if self.X_val is None else (self.X_val, self._val_partners)
+
+
+#: ``augmentation=`` names and their view classes, built as
+#: ``cls(GaussianView(input_noise), **options)`` with the options they accept.
+VIEWS: dict[str, type[Views]] = {
+    "gaussian": SameSampleViews,
+    "neighbors": NeighborViews,
+}
+
+
+def make_views(augmentation, input_noise: float, **options) -> Views:
+    """Views for ``augmentation=``: a name from :data:`VIEWS` (each view through
+    the Gaussian input channel of strength ``input_noise``; ``options`` such as
+    ``n_neighbors`` go to the classes that take them) or a callable input channel
+    ``(X_batch, generator) -> X_view`` applied to the same sample twice."""
+    if callable(augmentation):
+        return SameSampleViews(augmentation)
+    if augmentation not in VIEWS:
+        raise ValueError(f"unknown augmentation {augmentation!r}")
+    cls = VIEWS[augmentation]
+    params = inspect.signature(cls.__init__).parameters
+    kept = {k: v for k, v in options.items() if k in params}
+    return cls(GaussianView(input_noise), **kept)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-import io
 import math
 import warnings
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,17 +19,17 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from ._augment import (
-    make_augmentation,
-    nearest_neighbors,
-    neighbor_partners,
-    principal_projection,
-)
+from ._augment import VIEWS, Views, make_views
 from ._metrics import prior_match_score
-from ._networks import ConvNet, Encoder, make_critic, mlp
-from ._objective import capacity_to_noise_level, make_channel, make_normalization
-from ._priors import PRIOR_CONSTRAINTS, resolve_prior
-from ._training import TrainConfig, calibrate_norm, estimate_mi, train
+from ._networks import CRITICS, Networks, build_networks, conv_input_shape
+from ._persistence import (
+    blobs_to_modules,
+    load_estimator,
+    modules_to_blobs,
+    save_estimator,
+)
+from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
+from ._training import TrainConfig, final_mi, train
 from ._validation import (
     Interval,
     StrOptions,
@@ -40,18 +40,8 @@ from ._validation import (
 
 __all__ = ["NoiseInjectedInfoMax", "CapacityWarning"]
 
-#: Capacity per latent component used by ``noise_level="auto"`` (nats), and the cap
-#: as a multiple of ``log(batch_size)``. Gaussian: the paper's best-matching MNIST
-#: row (d = 2) is C = 2.30, i.e. 1.15 nats per component. Uniform: continuous
-#: ``U([0, 1])`` is the small-noise limit, so the noise must be small (2.4 nats per
-#: component is eps = 0.05; on the synthetic data of tests/test_infomax.py eps =
-#: 0.2 and 0.1 left mass piled at the edges, kNN KL 0.29 and 0.15 nats, against
-#: 0.07 at eps = 0.05).
-AUTO_CAPACITY = {"gaussian": (1.15, 0.5), "uniform": (2.4, 0.8)}
 #: Rows per chunk in ``transform``.
 TRANSFORM_CHUNK = 16384
-#: Batches used for the final MI estimate.
-MI_EVAL_BATCHES = 20
 
 _FITTED = (
     "encoder_",
@@ -64,11 +54,30 @@ _FITTED = (
     "capacity_",
     "kl_upper_bound_",
     "noise_level_",
+    "prior_",
     "mean_",
     "scale_",
     "_n_features_out",
     "_cache",
 )
+
+
+@dataclass
+class _FitPlan:
+    """What ``fit`` resolved from the data and parameters before building anything."""
+
+    X_train: np.ndarray
+    X_val: np.ndarray | None
+    mean: np.ndarray
+    scale: np.ndarray
+    prior: Prior
+    device: torch.device
+    seeds: list[int]
+    batch_size: int
+    capacity: float
+    views: Views
+    #: The keyword arguments of :func:`build_networks` (all but the seed).
+    network_params: dict
 
 
 class CapacityWarning(UserWarning):
@@ -304,8 +313,8 @@ default="gaussian"
         "encoder": [StrOptions({"mlp", "conv"}), nn.Module],
         "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
-        "critic": [StrOptions({"separable", "gaussian", "gaussian-adaptive", "dense"})],
-        "augmentation": [StrOptions({"gaussian", "neighbors"}), callable],
+        "critic": [StrOptions(set(CRITICS))],
+        "augmentation": [StrOptions(set(VIEWS)), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"features", "global"}), None],
@@ -377,7 +386,29 @@ default="gaussian"
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Train the encoder on ``X`` (``y`` is ignored). Returns ``self``."""
+        """Train the encoder on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; float32 data is trained on as is, anything else is
+            converted to float64 first (the networks run in float32).
+
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : NoiseInjectedInfoMax
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            For invalid data or parameters, before anything is built or trained.
+        FloatingPointError
+            When the loss becomes non-finite; the estimator is left unfitted.
+        """
         self._clear_fitted()
         try:
             return self._fit(X)
@@ -387,42 +418,87 @@ default="gaussian"
             raise
 
     def _fit(self, X):
+        plan = self._plan(X)
+        nets = build_networks(seed=plan.seeds[0], **plan.network_params)
+        views = self._fit_views(plan)
+        result, mutual_info = self._train(nets, views, plan)
+        return self._store(nets, plan, result, mutual_info)
+
+    def _plan(self, X) -> _FitPlan:
+        """Validate the data and parameters and resolve everything ``fit`` needs,
+        before anything is built."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        n_samples, n_features = X.shape
+        n_features = X.shape[1]
         self._check_params(n_features)
         device = resolve_device(self.device)
         prior = resolve_prior(self.prior, self.n_components)
+        base = prior.base
         seeds = derive_seeds(self.random_state, 6)
-
         mean, scale = self._standardization(X)
         X_train, X_val = self._split(X, seeds[2])
-        self._check_neighbors(X_train.shape[0], X_val is not None)
+        views = make_views(
+            self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
+        )
+        views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
         batch = min(self.batch_size, X_train.shape[0])
-        noise_level = self._resolve_noise_level(batch)
-        channel = make_channel(prior.base, noise_level)
-        capacity = channel.capacity(self.n_components)
+        if self.noise_level == "auto":
+            capacity = base.auto_capacity(self.n_components, batch)
+            noise_level = base.noise_level(capacity, self.n_components)
+        else:
+            noise_level = float(self.noise_level)
+        capacity = base.capacity(noise_level, self.n_components)
         if capacity > math.log(batch):
             warnings.warn(
                 f"capacity {capacity:.2f} nats exceeds log(batch_size) = "
                 f"{math.log(batch):.2f}: InfoNCE cannot reach it, so the MI estimate "
                 "saturates and matching weakens. Raise noise_level or batch_size.",
                 CapacityWarning,
-                stacklevel=2,
+                stacklevel=5,
             )
-
-        encoder, critic = self._build(n_features, channel, prior.base, seeds[0])
-        encoder.to(device)
-        critic.to(device)
-        to_t = lambda a: torch.as_tensor(  # noqa: E731
-            ((a - mean) / scale).astype(np.float32), device=device
+        network_params = {
+            "n_features": n_features,
+            "n_components": self.n_components,
+            "base": base.name,
+            "noise_level": noise_level,
+            "encoder": self.encoder,
+            "hidden_layer_sizes": tuple(int(h) for h in self.hidden_layer_sizes),
+            "input_shape": None
+            if self.input_shape is None
+            else tuple(int(s) for s in self.input_shape),
+            "critic": self.critic,
+        }
+        return _FitPlan(
+            X_train,
+            X_val,
+            mean,
+            scale,
+            prior,
+            device,
+            seeds,
+            batch,
+            capacity,
+            views,
+            network_params,
         )
-        X_train_t = to_t(X_train)
-        X_val_t = to_t(X_val) if X_val is not None else None
-        augment = make_augmentation(self.augmentation, self.input_noise)
-        generator = torch.Generator(device=device).manual_seed(seeds[1])
-        neighbors, val_partners = self._neighbor_pairs(X_train_t, X_val_t, seeds[5])
+
+    def _fit_views(self, plan: _FitPlan) -> Views:
+        """The standardized training (and validation) rows on the training device,
+        and the views fitted on them."""
+
+        def to_tensor(a):
+            a = ((a - plan.mean) / plan.scale).astype(np.float32)
+            return torch.as_tensor(a, device=plan.device)
+
+        X_val = None if plan.X_val is None else to_tensor(plan.X_val)
+        gen = torch.Generator(device=plan.device).manual_seed(plan.seeds[5])
+        return plan.views.fit(to_tensor(plan.X_train), X_val, gen)
+
+    def _train(self, nets: Networks, views: Views, plan: _FitPlan):
+        """Train on the device; calibrate the normalization; estimate the MI."""
+        encoder = nets.encoder.to(plan.device)
+        critic = nets.critic.to(plan.device)
         config = TrainConfig(
-            batch_size=batch,
+            batch_size=plan.batch_size,
             max_epochs=self.max_epochs,
             learning_rate=self.learning_rate,
             learning_rate_schedule=self.learning_rate_schedule,
@@ -432,58 +508,34 @@ default="gaussian"
             verbose=bool(self.verbose),
             callbacks=tuple(self.callbacks or ()),
         )
+        device, seeds = plan.device, plan.seeds
+        generator = torch.Generator(device=device).manual_seed(seeds[1])
         # Modules that draw from torch's global generator (a user's Dropout, say)
         # get a seeded, forked one: reproducible, and the caller's state is kept.
         fork_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seeds[4])
             result = train(
-                encoder,
-                critic,
-                channel,
-                augment,
-                X_train_t,
-                X_val_t,
-                config,
-                generator,
-                val_seed=seeds[3],
-                neighbors=neighbors,
-                val_partners=val_partners,
+                encoder, critic, nets.channel, views, config, generator, seeds[3]
             )
             if result.interrupted:
                 warnings.warn(
                     f"fit interrupted after {result.n_iter} epoch(s); keeping the "
                     "weights trained so far",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=5,
                 )
             try:
-                calibrate_norm(encoder, X_train_t, max(batch, 4096))
-                # The MI estimate uses random rows: the first rows of sorted data
-                # would bias it (digits sorted by label: 0.88 vs 1.72 nats).
+                encoder.calibrate(views.X, max(plan.batch_size, 4096))
                 eval_gen = torch.Generator(device=device).manual_seed(seeds[3])
-                n = X_train_t.shape[0]
-                rows = torch.randperm(n, generator=eval_gen, device=device)
-                rows = rows[: min(n, MI_EVAL_BATCHES * batch)]
-                partners = None
-                if neighbors is not None:
-                    partners = neighbor_partners(X_train_t, neighbors, rows, eval_gen)
-                mutual_info = estimate_mi(
-                    encoder,
-                    critic,
-                    channel,
-                    augment,
-                    X_train_t[rows],
-                    batch,
-                    eval_gen,
-                    partners,
+                mutual_info = final_mi(
+                    encoder, critic, nets.channel, views, plan.batch_size, eval_gen
                 )
             except KeyboardInterrupt:
                 if not result.interrupted:
                     raise
                 # A second interrupt while finishing: keep the weights anyway.
                 mutual_info = float("nan")
-
         if mutual_info < 0:
             warnings.warn(
                 f"the final MI estimate is negative ({mutual_info:.3g} nats): training "
@@ -492,54 +544,28 @@ default="gaussian"
                 "1/noise_level^2 (on MNIST, noise_level=0.001 ended at -124 nats); "
                 "raise noise_level, lower learning_rate or use critic='separable'.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
-        self.encoder_ = encoder.cpu().eval()
-        if any(True for _ in critic.parameters()):
-            self.critic_ = critic.cpu().eval()
-        self.mean_, self.scale_ = mean, scale
+        return result, mutual_info
+
+    def _store(self, nets: Networks, plan: _FitPlan, result, mutual_info):
+        """Fitted state, on the CPU."""
+        self.encoder_ = nets.encoder.cpu().eval()
+        if any(True for _ in nets.critic.parameters()):
+            self.critic_ = nets.critic.cpu().eval()
+        self.prior_ = plan.prior
+        self.mean_, self.scale_ = plan.mean, plan.scale
         self.n_iter_ = result.n_iter
         self.history_ = result.history
-        self.noise_level_ = noise_level
-        self.capacity_ = capacity
+        self.noise_level_ = plan.network_params["noise_level"]
+        self.capacity_ = plan.capacity
         self.mutual_info_ = mutual_info
         self.kl_upper_bound_ = (
-            capacity - mutual_info if prior.base == "gaussian" else None
+            plan.capacity - mutual_info if plan.prior.base.bounds_kl else None
         )
         self._n_features_out = self.n_components
         self._cache = {}
         return self
-
-    def _check_neighbors(self, n_train, has_val):
-        k = self.n_neighbors
-        if self.augmentation == "neighbors" and n_train <= k:
-            raise ValueError(
-                f"augmentation='neighbors' with n_neighbors={k} needs more than {k} "
-                f"training samples; got {n_train}"
-                + (" after the validation split" if has_val else "")
-                + ". Lower n_neighbors or pass more samples."
-            )
-
-    def _neighbor_pairs(self, X_train, X_val, seed):
-        """Neighbor indices of the training rows, and the validation rows' partners.
-
-        Only for ``augmentation="neighbors"``; ``(None, None)`` otherwise. Distances
-        are Euclidean on the top principal components of the input as the encoder
-        sees it (standardized when ``standardize`` is set).
-        """
-        if self.augmentation != "neighbors":
-            return None, None
-        k = self.n_neighbors
-        gen = torch.Generator(device=X_train.device).manual_seed(seed)
-        proj = principal_projection(
-            X_train, *(() if X_val is None else (X_val,)), generator=gen
-        )
-        neighbors = nearest_neighbors(proj[0], proj[0], k, exclude_self=True)
-        if X_val is None:
-            return neighbors, None
-        val_nbr = nearest_neighbors(proj[1], proj[0], k, exclude_self=False)
-        rows = torch.arange(X_val.shape[0], device=X_train.device)
-        return neighbors, neighbor_partners(X_train, val_nbr, rows, gen)
 
     def _clear_fitted(self):
         for name in _FITTED:
@@ -559,28 +585,7 @@ default="gaussian"
                 "callbacks must be a list of callables (epoch, logs) -> bool"
             )
         if isinstance(self.encoder, str) and self.encoder == "conv":
-            shape = self._conv_shape(n_features)
-            if int(np.prod(shape)) != n_features:
-                raise ValueError(
-                    f"input_shape {tuple(shape)} holds {int(np.prod(shape))} values "
-                    f"but X has {n_features} features"
-                )
-
-    def _conv_shape(self, n_features):
-        if self.input_shape is not None:
-            shape = tuple(int(s) for s in self.input_shape)
-            if len(shape) != 3:
-                raise ValueError(
-                    f"input_shape must be (channels, height, width), got {shape}"
-                )
-            return shape
-        side = math.isqrt(n_features)
-        if side * side != n_features:
-            raise ValueError(
-                f"encoder='conv' needs input_shape: {n_features} features is not a "
-                "square image"
-            )
-        return (1, side, side)
+            conv_input_shape(self.input_shape, n_features)
 
     def _standardization(self, X):
         n_features = X.shape[1]
@@ -610,56 +615,22 @@ default="gaussian"
         order = np.random.default_rng(seed).permutation(n)
         return X[order[n_val:]], X[order[:n_val]]
 
-    def _resolve_noise_level(self, batch):
-        if self.noise_level != "auto":
-            return float(self.noise_level)
-        per_component, cap = AUTO_CAPACITY[self._base]
-        capacity = min(per_component * self.n_components, cap * math.log(batch))
-        return capacity_to_noise_level(capacity, self.n_components, self._base)
-
-    @property
-    def _base(self):
-        return resolve_prior(self.prior, self.n_components).base
-
-    def _build(self, n_features, channel, base, seed):
-        """Encoder and critic, initialized from ``seed`` without global RNG side effects."""
-        d = self.n_components
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            head = None
-            if isinstance(self.encoder, nn.Module):
-                backbone = copy.deepcopy(self.encoder).cpu().float()
-                width = self._backbone_width(backbone, n_features)
-                if width != d:
-                    head = nn.Linear(width, d)
-            elif self.encoder == "conv":
-                backbone = ConvNet(self._conv_shape(n_features), d)
-            else:
-                backbone = mlp(n_features, self.hidden_layer_sizes, d)
-            encoder = Encoder(backbone, make_normalization(base, d), head)
-            critic = make_critic(self.critic, d, channel)
-        return encoder, critic
-
-    @staticmethod
-    def _backbone_width(backbone, n_features):
-        was = backbone.training
-        backbone.eval()
-        with torch.no_grad():
-            out = backbone(torch.zeros(2, n_features))
-        backbone.train(was)
-        if out.ndim != 2 or out.shape[0] != 2:
-            raise ValueError(
-                "a custom encoder must map (n_samples, n_features) to "
-                f"(n_samples, width); it returned shape {tuple(out.shape)}"
-            )
-        return int(out.shape[1])
-
     # ------------------------------------------------------------ inference
     def transform(self, X):
         """Latents of ``X``: deterministic, no noise, batch-invariant.
 
-        Computed in the precision of ``X`` (float32 stays float32, anything else
-        runs and returns float64) in chunks on the resolved device.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with the features seen in ``fit``.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Latents in the target's space (``prior_``). Computed in the precision
+            of ``X`` (float32 stays float32; anything else runs and returns
+            float64, exactly batch-invariant on the CPU) in chunks on the
+            resolved device.
         """
         check_is_fitted(self, "encoder_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
@@ -680,7 +651,7 @@ default="gaussian"
                 xs = (X[k : k + TRANSFORM_CHUNK] - mean) / scale
                 xb = torch.as_tensor(xs, device=device, dtype=dtype)
                 out[k : k + TRANSFORM_CHUNK] = encoder(xb).cpu().numpy()
-        return resolve_prior(self.prior).to_target(out)
+        return self.prior_.to_target(out)
 
     def _inference_device(self):
         try:
@@ -713,22 +684,50 @@ default="gaussian"
         return self._cache[key]
 
     def sample(self, n_samples=1, random_state=None):
-        """Draw ``n_samples`` latents from the prior, shape ``(n_samples, d)``."""
+        """Draw latents from the prior the model was fitted for.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of draws.
+
+        random_state : int, RandomState instance, Generator or None, default=None
+            Seeds the draws through a local generator; ``None`` uses fresh OS
+            entropy.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Draws from ``prior_``, in the same space as :meth:`transform`'s output
+            (e.g. conditions for a generative model trained on the latents).
+        """
         check_is_fitted(self, "encoder_")
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
         rng = np.random.default_rng(derive_seeds(random_state, 1)[0])
-        return resolve_prior(self.prior).sample(int(n_samples), self.n_components, rng)
+        return self.prior_.sample(int(n_samples), self.n_components, rng)
 
     def score(self, X, y=None):
-        """Distribution match of ``transform(X)`` to the prior; higher is better.
+        """How well the latents of ``X`` match the prior; higher is better.
 
-        Minus the k-nearest-neighbour estimate of ``KL(latents || prior)`` in nats
-        (0 is a perfect match), so a plain ``GridSearchCV`` over ``noise_level``
-        selects the best-matching setting.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data, usually held out.
+
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Minus the k-nearest-neighbour estimate of ``KL(latents || prior)`` in
+            nats, on latents mapped back to the base (0 is a perfect match), so a
+            plain ``GridSearchCV`` over ``noise_level`` selects the best-matching
+            setting.
         """
-        Z = resolve_prior(self.prior).from_target(self.transform(X))
-        return prior_match_score(Z, prior=self._base)
+        Z = self.prior_.from_target(self.transform(X))
+        return prior_match_score(Z, prior=self.prior_.base.name)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -737,60 +736,64 @@ default="gaussian"
 
     # ---------------------------------------------------------- persistence
     def __getstate__(self):
-        state = super().__getstate__()
-        state = dict(state)
-        state.pop("_cache", None)
-        for name, value in list(state.items()):
-            if isinstance(value, nn.Module):
-                buf = io.BytesIO()
-                torch.save(value, buf)
-                state[name] = _TorchBlob(buf.getvalue())
-        return state
+        return modules_to_blobs(super().__getstate__(), transient=("_cache",))
 
     def __setstate__(self, state):
-        state = dict(state)
-        for name, value in list(state.items()):
-            if isinstance(value, _TorchBlob):
-                state[name] = value.load()
-                if name.endswith("_"):
-                    state[name].eval()
+        state = blobs_to_modules(state)
         if "encoder_" in state:
             state["_cache"] = {}
         super().__setstate__(state)
 
     def save(self, path):
-        """Save to the directory ``path``: ``config.json`` and ``weights.pt``.
+        """Save the fitted model to a directory, without pickled code.
 
-        Parameters and fitted scalars go to JSON, network weights and arrays to a
-        ``torch.save`` file of tensors, with the ``skdim_dm`` version recorded.
-        :meth:`load` reads it back without unpickling any code. A user-supplied
-        ``torch.nn.Module`` encoder, a callable augmentation or a ``FlowPrior``
-        cannot be rebuilt from JSON and raise ``TypeError``: use ``joblib.dump``
-        (or pickle) for such models. Returns the path.
+        Parameters
+        ----------
+        path : str or path-like
+            Directory to write (created if needed): ``config.json`` (parameters
+            and fitted scalars, human-readable) and ``weights.pt`` (a
+            ``torch.save`` file of tensors only), with the ``skdim_dm`` version.
+
+        Returns
+        -------
+        path : pathlib.Path
+
+        Raises
+        ------
+        TypeError
+            When a parameter holds code that JSON cannot describe: a user
+            ``torch.nn.Module`` encoder, a callable augmentation or a
+            ``FlowPrior``. Such models can be stored with ``joblib.dump`` or
+            ``pickle``, but **loading a pickle or joblib file runs code from it**:
+            load those only from sources you trust.
+
+        See Also
+        --------
+        load : Read a model written by ``save``.
         """
-        from ._persistence import save_estimator
-
         return save_estimator(self, path)
 
     @classmethod
     def load(cls, path):
         """Load a model written by :meth:`save`; safe on untrusted files.
 
-        Weights are read with ``torch.load(..., weights_only=True)``. Raises
-        ``ValueError`` (``ModelFileError``) for a corrupt, incompatible or unsafe
-        directory and ``FileNotFoundError`` when ``path`` does not exist.
+        Parameters
+        ----------
+        path : str or path-like
+            A directory written by :meth:`save`.
+
+        Returns
+        -------
+        estimator : NoiseInjectedInfoMax
+            The fitted model, on the CPU.
+
+        Raises
+        ------
+        ModelFileError
+            (a ``ValueError``) for a corrupt, incompatible or unsafe directory.
+            Weights are read with ``torch.load(..., weights_only=True)``, so
+            nothing in the files is executed.
+        FileNotFoundError
+            When ``path`` does not exist.
         """
-        from ._persistence import load_estimator
-
         return load_estimator(cls, path)
-
-
-class _TorchBlob:
-    """A module serialized by ``torch.save``; loads onto the CPU on any machine."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def load(self):
-        # Same trust as the surrounding pickle: full modules need weights_only=False.
-        return torch.load(io.BytesIO(self.data), map_location="cpu", weights_only=False)

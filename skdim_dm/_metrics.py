@@ -27,6 +27,9 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from scipy.special import digamma, gammaln
 
+from ._base import BASES, Base, get_base
+from ._priors import resolve_prior
+
 __all__ = [
     "DMReport",
     "TestResult",
@@ -36,6 +39,8 @@ __all__ = [
     "fraction_inside",
     "henze_zirkler",
     "knn_kl_divergence",
+    "KSResult",
+    "marginal_ks",
     "mean_error",
     "norm_ks_test",
     "normality_bootstrap",
@@ -43,7 +48,6 @@ __all__ = [
     "sliced_wasserstein",
 ]
 
-_PRIORS = ("gaussian", "uniform")
 #: Elements per temporary array in the chunked computations (32 MiB of float64).
 _BLOCK_ELEMENTS = 1 << 22
 
@@ -81,21 +85,19 @@ def _check_latents(Z, *, min_samples: int = 3, name: str = "Z") -> np.ndarray:
     return Z
 
 
-def _check_prior(prior) -> str:
-    if prior not in _PRIORS:
+def _check_prior(prior) -> Base:
+    """The base named by ``prior`` (``"gaussian"`` or ``"uniform"``)."""
+    if not (isinstance(prior, Base) or (isinstance(prior, str) and prior in BASES)):
         raise ValueError(f"prior must be 'gaussian' or 'uniform', got {prior!r}")
-    return prior
+    return get_base(prior)
 
 
 def _is_target(prior) -> bool:
     """True for a ``prior=`` value beyond the two base names (scipy dists, maps)."""
-    return not (isinstance(prior, str) and prior in _PRIORS)
+    return not (isinstance(prior, Base) or (isinstance(prior, str) and prior in BASES))
 
 
 def _target(prior, n_components: int):
-    # Imported here: target priors live with the estimator's prior handling.
-    from ._priors import resolve_prior
-
     if isinstance(prior, str):
         _check_prior(prior)  # an unknown name: the usual error
     return resolve_prior(prior, n_components)
@@ -128,17 +130,6 @@ def _fisher(pvalues: np.ndarray) -> TestResult:
     p = np.clip(np.asarray(pvalues, dtype=np.float64), np.finfo(np.float64).tiny, 1)
     statistic = float(-2.0 * np.sum(np.log(p)))
     return TestResult(statistic, float(stats.chi2.sf(statistic, 2 * p.size)))
-
-
-def _prior_moments(prior: str) -> tuple[float, float]:
-    """Mean and standard deviation of each component of the prior."""
-    return (0.0, 1.0) if prior == "gaussian" else (0.5, math.sqrt(1.0 / 12.0))
-
-
-def _sample_prior(prior: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
-    if prior == "gaussian":
-        return rng.standard_normal((n, d))
-    return rng.random((n, d))
 
 
 # -------------------------------------------------------------- Henze-Zirkler
@@ -475,15 +466,43 @@ def component_ks_test(Z, prior: str = "gaussian") -> TestResult:
     >>> bool(component_ks_test(Z, prior="uniform").pvalue > 0.01)
     True
     """
-    Z = _check_latents(Z)
-    if _is_target(prior):
-        # Probability integral transform through the target's marginal CDFs.
-        U = _target(prior, Z.shape[1]).marginal_cdf(Z)
-        pvalues = np.atleast_1d(stats.ks_1samp(U, stats.uniform.cdf, axis=0).pvalue)
-        return _fisher(pvalues)
-    cdf = stats.norm.cdf if _check_prior(prior) == "gaussian" else stats.uniform.cdf
-    pvalues = np.atleast_1d(stats.ks_1samp(Z, cdf, axis=0).pvalue)
-    return _fisher(pvalues)
+    return _fisher(marginal_ks(Z, prior).pvalue)
+
+
+class KSResult(NamedTuple):
+    """Per-component Kolmogorov-Smirnov tests: arrays of shape ``(n_components,)``."""
+
+    statistic: np.ndarray
+    pvalue: np.ndarray
+
+
+def marginal_ks(Z, prior="gaussian") -> KSResult:
+    """Kolmogorov-Smirnov test of each component against the prior's marginal.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, n_components)
+        Latents in the target's space (as ``transform`` returns them).
+
+    prior : {"gaussian", "uniform"} or target prior, default="gaussian"
+        Any ``prior=`` value that :class:`~skdim_dm.NoiseInjectedInfoMax` accepts.
+        For a :class:`~skdim_dm.FlowPrior` the components are tested in the base
+        space, after its ``inverse``.
+
+    Returns
+    -------
+    result : KSResult
+        ``statistic`` and ``pvalue`` arrays, one entry per component.
+
+    See Also
+    --------
+    component_ks_test : The same tests, combined into one p-value.
+    """
+    Z = _check_latents(Z, min_samples=1)
+    # Probability integral transform through the marginal CDFs, then KS vs U(0, 1).
+    U = _target(prior, Z.shape[1]).marginal_cdf(Z)
+    res = stats.ks_1samp(U, stats.uniform.cdf, axis=0)
+    return KSResult(np.atleast_1d(res.statistic), np.atleast_1d(res.pvalue))
 
 
 def mean_error(Z, prior: str = "gaussian") -> float:
@@ -504,8 +523,8 @@ def mean_error(Z, prior: str = "gaussian") -> float:
     error : float
     """
     Z = _check_latents(Z, min_samples=1)
-    mu, sigma = _prior_moments(_check_prior(prior))
-    return float(np.linalg.norm((Z.mean(axis=0) - mu) / sigma))
+    base = _check_prior(prior)
+    return float(np.linalg.norm((Z.mean(axis=0) - base.mean) / base.std))
 
 
 def covariance_error(Z, prior: str = "gaussian") -> float:
@@ -526,8 +545,8 @@ def covariance_error(Z, prior: str = "gaussian") -> float:
     error : float
     """
     Z = _check_latents(Z, min_samples=2)
-    mu, sigma = _prior_moments(_check_prior(prior))
-    cov = np.atleast_2d(np.cov((Z - mu) / sigma, rowvar=False))
+    base = _check_prior(prior)
+    cov = np.atleast_2d(np.cov((Z - base.mean) / base.std, rowvar=False))
     return float(np.linalg.norm(cov - np.eye(Z.shape[1])))
 
 
@@ -591,15 +610,15 @@ def knn_kl_divergence(Z, prior: str = "gaussian", k: int = 5) -> float:
     """
     k = _check_int(k, "k", 1)
     Z = _check_latents(Z, min_samples=k + 1)
-    if _check_prior(prior) == "uniform":
-        if np.any((Z < 0) | (Z > 1)):
-            return float("inf")
-        # KL is invariant under a bijection applied to both laws: map the cube to
-        # R^d by the normal quantile function and compare with N(0, I) there.
-        # The direct -h(Z) is biased low by the cube's faces (about -0.12 nats at
-        # d = 3, n = 2000 on exact uniform draws); this form has no boundary.
-        # Latents on a face (a saturated sigmoid) are nudged inside by 1e-12.
-        Z = stats.norm.ppf(np.clip(Z, 1e-12, 1 - 1e-12))
+    base = _check_prior(prior)
+    if base.bounded and np.any((Z < 0) | (Z > 1)):
+        return float("inf")
+    # KL is invariant under a bijection applied to both laws: map the base onto
+    # R^d by its probit and compare with N(0, I) there. For the cube, the direct
+    # -h(Z) is biased low by its faces (about -0.12 nats at d = 3, n = 2000 on
+    # exact uniform draws); this form has no boundary. Latents on a face (a
+    # saturated sigmoid) are clipped inside by the probit.
+    Z = base.to_gaussian(Z)
     n, d = Z.shape
     dist, _ = cKDTree(Z).query(Z, k=k + 1)
     eps = dist[:, -1]
@@ -675,7 +694,7 @@ def sliced_wasserstein(
     if _is_target(prior):
         P = np.asarray(_target(prior, d).sample(n, d, rng), dtype=np.float64)
     else:
-        P = _sample_prior(_check_prior(prior), n, d, rng)
+        P = _check_prior(prior).sample(rng, (n, d))
     U = rng.standard_normal((d, n_proj))
     U /= np.linalg.norm(U, axis=0, keepdims=True)
     total = 0.0
@@ -728,7 +747,7 @@ class DMReport(dict):
 
     def to_string(self) -> str:
         """The table as text."""
-        target = "N(0, I)" if self.prior == "gaussian" else "U([0, 1]^d)"
+        target = get_base(self.prior).target
         title = f"Distribution match to {target}"
         if self.n_subsamples:
             title += f" (bootstrap {self.n_subsamples} x {self.subsample_size})"
@@ -829,12 +848,13 @@ def dm_report(
     >>> report["n_samples"], sorted(report)[:2]
     (500, ['component_ks_pvalue', 'cov_error'])
     """
-    prior = _check_prior(prior)
+    base = _check_prior(prior)
+    prior = base.name
     Z = _check_latents(Z, min_samples=k + 1)
     rng = _rng(random_state)
     n, d = Z.shape
     out = {"n_samples": n, "n_components": d}
-    if prior == "gaussian":
+    if base.gaussian:
         boot = normality_bootstrap(
             Z,
             n_subsamples=n_subsamples,
@@ -851,7 +871,7 @@ def dm_report(
     out["component_ks_pvalue"] = component_ks_test(Z, prior).pvalue
     out["mean_error"] = mean_error(Z, prior)
     out["cov_error"] = covariance_error(Z, prior)
-    if prior == "uniform":
+    if base.bounded:
         out["fraction_inside"] = fraction_inside(Z)
     out["knn_kl"] = knn_kl_divergence(Z, prior, k=k)
     out["sliced_wasserstein"] = sliced_wasserstein(
@@ -860,6 +880,6 @@ def dm_report(
     return DMReport(
         out,
         prior=prior,
-        n_subsamples=n_subsamples if prior == "gaussian" else None,
-        subsample_size=subsample_size if prior == "gaussian" else None,
+        n_subsamples=n_subsamples if base.gaussian else None,
+        subsample_size=subsample_size if base.gaussian else None,
     )

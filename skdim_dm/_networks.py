@@ -1,27 +1,40 @@
 """Encoders and critics, built from plain hyper-parameters.
 
 Small ``nn.Module``s defined bottom-up. None of them knows about the training loop.
+:func:`build_networks` is the one place that turns the estimator's parameters into
+modules; both ``fit`` and ``load`` call it.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from ._objective import Channel
+from ._base import Base, get_base
+from ._objective import Channel, GaussianChannel, Normalization
 
 __all__ = [
     "mlp",
     "ConvNet",
     "Encoder",
+    "Critic",
     "DenseCritic",
     "SeparableCritic",
     "AnalyticCritic",
-    "make_critic",
+    "AdaptiveGaussianCritic",
+    "CRITICS",
+    "Networks",
+    "build_networks",
+    "conv_input_shape",
 ]
+
+#: BatchNorm layers whose running statistics ``Encoder.calibrate`` recomputes.
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def mlp(
@@ -41,7 +54,7 @@ def mlp(
 
 
 class ConvNet(nn.Module):
-    """The authors' small MNIST ConvNet (PAPER.md section 3).
+    """The authors' small MNIST ConvNet.
 
     Three 3x3 conv blocks (32/64/128 channels, BatchNorm2d, LeakyReLU, 2x2 pooling),
     then dense ``128 -> 128 -> n_out``. Rows of ``X`` are flattened images of
@@ -74,7 +87,9 @@ class ConvNet(nn.Module):
 class Encoder(nn.Module):
     """``backbone`` (user's or ours), an optional linear head, and our normalization."""
 
-    def __init__(self, backbone: nn.Module, norm: nn.Module, head: nn.Module | None):
+    def __init__(
+        self, backbone: nn.Module, norm: Normalization, head: nn.Module | None
+    ):
         super().__init__()
         self.backbone = backbone
         self.head = head if head is not None else nn.Identity()
@@ -86,18 +101,64 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.pre_norm(x))
 
+    @torch.no_grad()
+    def calibrate(self, X: torch.Tensor, batch_size: int) -> None:
+        """Set inference statistics from the whole of ``X``; leaves eval mode.
 
-class DenseCritic(nn.Module):
+        Running averages taken while the weights moved lag behind the final
+        encoder, which shifts latents between training (batch statistics) and
+        inference (running statistics). Hidden BatchNorm layers get the cumulative
+        average of batch statistics over one pass; the normalization layer gets
+        the exact statistics of its inputs (:meth:`Normalization.calibrate`).
+        """
+        hidden = [
+            m
+            for m in self.modules()
+            if isinstance(m, _BATCH_NORMS) and m is not self.norm
+        ]
+        n = X.shape[0]
+        bs = max(min(batch_size, n), 2)
+        if hidden:  # the train-mode pass is needed only for hidden BatchNorm layers
+            saved = [(m, m.momentum) for m in hidden]
+            for m in hidden:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative moving average
+            self.train()
+            for k in range(0, n, bs):
+                xb = X[k : k + bs]
+                if xb.shape[0] > 1:
+                    self(xb)
+            for m, momentum in saved:
+                m.momentum = momentum
+        self.eval()
+        if self.norm.needs_statistics:
+            h = torch.cat([self.pre_norm(X[k : k + bs]) for k in range(0, n, bs)])
+            self.norm.calibrate(h)
+
+
+class Critic(nn.Module):
+    """Scores ``T(y_i, e_j)`` of all pairs in a batch, shape ``(N, N)``.
+
+    ``y`` is the noisy branch, ``e`` the clean one. :meth:`observe` sees both
+    branches' latents before the noise on every batch (a no-op unless the critic
+    adapts to them), so the training loop never asks which critic it holds.
+    Subclasses are built as ``cls(n_components, channel)``.
+    """
+
+    def observe(self, e_noisy: torch.Tensor, e_clean: torch.Tensor) -> None:
+        """See the two branches' latents of a batch before the noise is added."""
+
+
+class DenseCritic(Critic):
     """The authors' joint critic: an MLP on the concatenated pair ``[y_i, e_j]``.
 
     ``2d -> hidden -> hidden -> 1`` with LeakyReLU, evaluated on all ``N x N`` pairs.
     The first layer is split as ``A y_i + B e_j`` so it costs ``O(N h)`` rather than
     ``O(N^2 d h)``; the second layer still costs ``N^2 h^2`` multiply-adds per batch,
-    which dominates a training step (about 17 GFLOP forward at ``N = 512``,
-    ``h = 256``).
+    which dominates a training step.
     """
 
-    def __init__(self, n_components: int, hidden: int = 256):
+    def __init__(self, n_components: int, channel: Channel | None = None, hidden=256):
         super().__init__()
         self.a = nn.Linear(n_components, hidden)
         self.b = nn.Linear(n_components, hidden, bias=False)
@@ -111,13 +172,15 @@ class DenseCritic(nn.Module):
         return self.out(self.rest(h)).squeeze(-1)
 
 
-class SeparableCritic(nn.Module):
+class SeparableCritic(Critic):
     """Two projection heads and a scaled dot product: ``<g(y_i), k(e_j)> / sqrt(m)``.
 
     Costs ``O(N d h + N^2 m)`` per batch: a few percent of the encoder's cost.
     """
 
-    def __init__(self, n_components: int, hidden: int = 128, embed: int = 64):
+    def __init__(
+        self, n_components: int, channel: Channel | None = None, hidden=128, embed=64
+    ):
         super().__init__()
         self.g = mlp(n_components, (hidden,), embed)
         self.k = mlp(n_components, (hidden,), embed)
@@ -127,12 +190,10 @@ class SeparableCritic(nn.Module):
         return (self.g(y) @ self.k(e).T) * self.scale
 
 
-class AnalyticCritic(nn.Module):
+class AnalyticCritic(Critic):
     """The channel's own log density ratio: no parameters, exact at the optimum."""
 
-    adaptive = False
-
-    def __init__(self, channel: Channel):
+    def __init__(self, n_components: int, channel: Channel):
         super().__init__()
         self.channel = channel
 
@@ -152,7 +213,10 @@ class AdaptiveGaussianCritic(AnalyticCritic):
     optimum ``c = 1`` and it is the exact critic.
     """
 
-    adaptive = True
+    def __init__(self, n_components: int, channel: Channel):
+        if not isinstance(channel, GaussianChannel):
+            raise ValueError("critic='gaussian-adaptive' needs the Gaussian prior")
+        super().__init__(n_components, channel)
 
     def observe(self, e_noisy: torch.Tensor, e_clean: torch.Tensor) -> None:
         a, b = e_noisy.detach(), e_clean.detach()
@@ -164,15 +228,110 @@ class AdaptiveGaussianCritic(AnalyticCritic):
         return self.channel.log_density_ratio(y, e, corr=self._corr)
 
 
-def make_critic(kind: str, n_components: int, channel: Channel) -> nn.Module:
-    if kind == "dense":
-        return DenseCritic(n_components)
-    if kind == "separable":
-        return SeparableCritic(n_components)
-    if kind == "gaussian":
-        return AnalyticCritic(channel)
-    if kind == "gaussian-adaptive":
-        if channel.prior != "gaussian":
-            raise ValueError("critic='gaussian-adaptive' needs the Gaussian prior")
-        return AdaptiveGaussianCritic(channel)
-    raise ValueError(f"unknown critic {kind!r}")
+#: ``critic=`` names and their classes. A new critic is a :class:`Critic`
+#: subclass registered here.
+CRITICS: dict[str, type[Critic]] = {
+    "gaussian": AnalyticCritic,
+    "gaussian-adaptive": AdaptiveGaussianCritic,
+    "separable": SeparableCritic,
+    "dense": DenseCritic,
+}
+
+
+def conv_input_shape(input_shape, n_features: int) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of the ConvNet's input; checked against
+    ``n_features``. ``None`` means one square channel."""
+    if input_shape is not None:
+        shape = tuple(int(s) for s in input_shape)
+        if len(shape) != 3:
+            raise ValueError(
+                f"input_shape must be (channels, height, width), got {shape}"
+            )
+    else:
+        side = math.isqrt(n_features)
+        if side * side != n_features:
+            raise ValueError(
+                f"encoder='conv' needs input_shape: {n_features} features is not a "
+                "square image"
+            )
+        shape = (1, side, side)
+    if math.prod(shape) != n_features:
+        raise ValueError(
+            f"input_shape {shape} holds {math.prod(shape)} values "
+            f"but X has {n_features} features"
+        )
+    return shape
+
+
+def _backbone_width(backbone: nn.Module, n_features: int) -> int:
+    was = backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        out = backbone(torch.zeros(2, n_features))
+    backbone.train(was)
+    if out.ndim != 2 or out.shape[0] != 2:
+        raise ValueError(
+            "a custom encoder must map (n_samples, n_features) to "
+            f"(n_samples, width); it returned shape {tuple(out.shape)}"
+        )
+    return int(out.shape[1])
+
+
+class Networks(NamedTuple):
+    """What :func:`build_networks` returns."""
+
+    encoder: Encoder
+    critic: Critic
+    channel: Channel
+
+
+def build_networks(
+    n_features: int,
+    n_components: int,
+    *,
+    base: Base | str = "gaussian",
+    noise_level: float,
+    encoder: str | nn.Module = "mlp",
+    hidden_layer_sizes: Sequence[int] = (256, 256),
+    input_shape: Sequence[int] | None = None,
+    critic: str = "gaussian",
+    seed: int = 0,
+) -> Networks:
+    """The encoder, critic and channel of a :class:`NoiseInjectedInfoMax`.
+
+    Parameters mean what the estimator's parameters of the same names mean;
+    ``base`` is the base distribution the latents are trained to match
+    (``"gaussian"`` or ``"uniform"``). Weights are initialized from ``seed``
+    without touching torch's global random state. A module given as ``encoder``
+    is deep-copied (its weights are the starting point) and a linear head is
+    added when its output width differs from ``n_components``.
+
+    Returns
+    -------
+    Networks
+        ``(encoder, critic, channel)``, on the CPU, in float32.
+    """
+    base = get_base(base)
+    d = int(n_components)
+    channel = base.channel(noise_level)
+    if critic not in CRITICS:
+        raise ValueError(f"unknown critic {critic!r}; choose from {sorted(CRITICS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = None
+        if isinstance(encoder, nn.Module):
+            backbone = copy.deepcopy(encoder).cpu().float()
+            width = _backbone_width(backbone, n_features)
+            if width != d:
+                head = nn.Linear(width, d)
+        elif encoder == "conv":
+            backbone = ConvNet(conv_input_shape(input_shape, n_features), d)
+        elif encoder == "mlp":
+            backbone = mlp(n_features, hidden_layer_sizes, d)
+        else:
+            raise ValueError(
+                f"encoder must be 'mlp', 'conv' or a torch.nn.Module, got {encoder!r}"
+            )
+        net = Encoder(backbone, base.normalization(d), head)
+        scorer = CRITICS[critic](d, channel)
+    return Networks(net, scorer, channel)

@@ -1,16 +1,18 @@
-"""Normalization, noise channels and the InfoNCE bound.
+"""Noise channels, normalizations and the InfoNCE bound.
 
 Pure, differentiable torch code. Nothing here knows about scikit-learn.
 
-Notation follows ``PAPER.md`` section 2. A channel mixes a normalized latent ``e``
-with independent noise at mixing weight ``p``:
+Notation follows the paper (Butakov et al., ICLR 2025, section 2). A channel mixes
+a normalized latent ``e`` with independent noise at mixing weight ``p``:
 
 * Gaussian target: ``y = sqrt(1 - p^2) * e + p * xi``, ``xi ~ N(0, I)``; the noise
   level is ``sigma = p / sqrt(1 - p^2)`` relative to unit-variance latents.
 * Uniform target: ``y = (1 - p) * e + p * u``, ``u ~ U([0, 1]^d)``; the noise level is
   ``eps = p / (2 (1 - p))`` relative to ``[0, 1]`` latents.
 
-Both have capacity ``-log p`` nats per component.
+Both have capacity ``-log p`` nats per component. Which channel and which
+normalization belong to which target is decided once, by the base objects of
+:mod:`skdim_dm._base`.
 """
 
 from __future__ import annotations
@@ -22,79 +24,52 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "noise_level_to_capacity",
-    "capacity_to_noise_level",
-    "noise_level_to_mixing",
     "Channel",
     "GaussianChannel",
     "UniformChannel",
-    "make_channel",
-    "make_normalization",
+    "Normalization",
+    "BatchNormalization",
+    "SigmoidNormalization",
     "infonce",
 ]
 
-_PRIORS = ("gaussian", "uniform")
 
-
-def _check_prior(prior: str) -> None:
-    if prior not in _PRIORS:
-        raise ValueError(f"prior must be one of {_PRIORS}, got {prior!r}")
-
-
-def noise_level_to_mixing(noise_level: float, prior: str = "gaussian") -> float:
-    """Mixing weight ``p`` in (0, 1) of the channel for a given noise level."""
-    _check_prior(prior)
-    s = float(noise_level)
-    if not s > 0 or not math.isfinite(s):
-        raise ValueError(f"noise_level must be a positive finite number, got {s!r}")
-    if prior == "gaussian":
-        return s / math.sqrt(1.0 + s * s)
-    return 2.0 * s / (1.0 + 2.0 * s)
-
-
-def noise_level_to_capacity(
-    noise_level: float, n_components: int, prior: str = "gaussian"
-) -> float:
-    """Capacity in nats of the noise channel for ``n_components`` latents.
-
-    ``C = d/2 log(1 + 1/sigma^2)`` for the Gaussian prior and
-    ``C = d log(1 + 1/(2 eps))`` for the uniform prior.
-    """
-    _check_prior(prior)
-    s = float(noise_level)
-    if not s > 0 or not math.isfinite(s):
-        raise ValueError(f"noise_level must be a positive finite number, got {s!r}")
-    d = int(n_components)
-    if prior == "gaussian":
-        return 0.5 * d * math.log1p(1.0 / (s * s))
-    return d * math.log1p(1.0 / (2.0 * s))
-
-
-def capacity_to_noise_level(
-    capacity: float, n_components: int, prior: str = "gaussian"
-) -> float:
-    """Inverse of :func:`noise_level_to_capacity`."""
-    _check_prior(prior)
-    c = float(capacity)
-    if not c > 0 or not math.isfinite(c):
-        raise ValueError(f"capacity must be a positive finite number, got {c!r}")
-    per = c / int(n_components)
-    if prior == "gaussian":
-        return 1.0 / math.sqrt(math.expm1(2.0 * per))
-    return 1.0 / (2.0 * math.expm1(per))
+def _positive(value: float, name: str) -> float:
+    v = float(value)
+    if not v > 0 or not math.isfinite(v):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    return v
 
 
 class Channel:
-    """An additive-noise channel applied to one branch of the InfoMax objective."""
+    """An additive-noise channel applied to one branch of the InfoMax objective.
 
-    prior: str = ""
+    Subclasses define the mixing weight ``p`` of a noise level, the capacity
+    (``-log p`` nats per component) and its inverse, the noise draw
+    (``__call__``) and the channel's log density ratio (the analytic critic).
+    """
 
     def __init__(self, noise_level: float):
         self.noise_level = float(noise_level)
-        self.p = noise_level_to_mixing(noise_level, self.prior)
+        self.p = self.mixing(noise_level)
+
+    @staticmethod
+    def mixing(noise_level: float) -> float:
+        """Mixing weight ``p`` in (0, 1) for a given noise level."""
+        raise NotImplementedError
+
+    @staticmethod
+    def capacity_for(noise_level: float, n_components: int) -> float:
+        """Capacity in nats of ``n_components`` channels at ``noise_level``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def noise_level_for(capacity: float, n_components: int) -> float:
+        """Inverse of :meth:`capacity_for`."""
+        raise NotImplementedError
 
     def capacity(self, n_components: int) -> float:
-        return noise_level_to_capacity(self.noise_level, n_components, self.prior)
+        return self.capacity_for(self.noise_level, n_components)
 
     def __call__(self, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
@@ -107,7 +82,20 @@ class Channel:
 class GaussianChannel(Channel):
     """``y = sqrt(1 - p^2) e + p xi``: keeps unit variance when ``e`` has it."""
 
-    prior = "gaussian"
+    @staticmethod
+    def mixing(noise_level: float) -> float:
+        s = _positive(noise_level, "noise_level")
+        return s / math.sqrt(1.0 + s * s)
+
+    @staticmethod
+    def capacity_for(noise_level: float, n_components: int) -> float:
+        s = _positive(noise_level, "noise_level")
+        return 0.5 * int(n_components) * math.log1p(1.0 / (s * s))
+
+    @staticmethod
+    def noise_level_for(capacity: float, n_components: int) -> float:
+        per = _positive(capacity, "capacity") / int(n_components)
+        return 1.0 / math.sqrt(math.expm1(2.0 * per))
 
     def __call__(self, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         xi = torch.randn(e.shape, generator=generator, device=e.device, dtype=e.dtype)
@@ -143,7 +131,20 @@ class GaussianChannel(Channel):
 class UniformChannel(Channel):
     """``y = (1 - p) e + p u`` with ``u ~ U([0, 1]^d)``: stays inside the unit cube."""
 
-    prior = "uniform"
+    @staticmethod
+    def mixing(noise_level: float) -> float:
+        s = _positive(noise_level, "noise_level")
+        return 2.0 * s / (1.0 + 2.0 * s)
+
+    @staticmethod
+    def capacity_for(noise_level: float, n_components: int) -> float:
+        s = _positive(noise_level, "noise_level")
+        return int(n_components) * math.log1p(1.0 / (2.0 * s))
+
+    @staticmethod
+    def noise_level_for(capacity: float, n_components: int) -> float:
+        per = _positive(capacity, "capacity") / int(n_components)
+        return 1.0 / (2.0 * math.expm1(per))
 
     def __call__(self, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         u = torch.rand(e.shape, generator=generator, device=e.device, dtype=e.dtype)
@@ -167,26 +168,48 @@ class UniformChannel(Channel):
         return (inside - math.log(p)).sum(-1) - log_q.sum(-1, keepdim=True)
 
 
-def make_channel(prior: str, noise_level: float) -> Channel:
-    _check_prior(prior)
-    return (GaussianChannel if prior == "gaussian" else UniformChannel)(noise_level)
-
-
-class _Sigmoid(nn.Module):
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(h)
-
-
-def make_normalization(prior: str, n_components: int) -> nn.Module:
+class Normalization(nn.Module):
     """The layer that puts encoder outputs on the prior's scale.
 
-    Gaussian: ``BatchNorm1d`` without affine parameters (zero mean, unit variance per
-    component). Uniform: a sigmoid onto ``[0, 1]``.
+    ``calibrate(h)`` receives the pre-normalization outputs of the whole training
+    set after training, for layers whose inference statistics should be exact;
+    ``needs_statistics`` says whether it wants them (computing them costs a pass
+    over the data).
     """
-    _check_prior(prior)
-    if prior == "gaussian":
-        return nn.BatchNorm1d(n_components, affine=False)
-    return _Sigmoid()
+
+    needs_statistics = False
+
+    def calibrate(self, h: torch.Tensor) -> None:
+        """Set inference statistics from the training set's outputs ``h``."""
+
+
+class BatchNormalization(nn.BatchNorm1d, Normalization):
+    """Zero mean and unit variance per component: ``BatchNorm1d`` without affine.
+
+    Batch statistics while training, running statistics at inference;
+    :meth:`calibrate` replaces the running averages (which lag behind the moving
+    weights) by the exact statistics of the training set, so ``transform(X_train)``
+    has zero mean and unit variance per component.
+    """
+
+    needs_statistics = True
+
+    def __init__(self, n_components: int):
+        super().__init__(n_components, affine=False)
+
+    @torch.no_grad()
+    def calibrate(self, h: torch.Tensor) -> None:
+        self.running_mean.copy_(h.mean(0))
+        # BatchNorm divides by sqrt(running_var + eps): subtract eps so that the
+        # training latents come out with exactly unit variance.
+        self.running_var.copy_((h.var(0, unbiased=False) - self.eps).clamp_min(0.0))
+
+
+class SigmoidNormalization(Normalization):
+    """A sigmoid onto ``[0, 1]``: no statistics."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(h)
 
 
 def infonce(scores: torch.Tensor) -> torch.Tensor:

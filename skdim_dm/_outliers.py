@@ -277,7 +277,7 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
             # The original X, so that the embedder sees the feature names too.
             embedder.fit(X)
         self.embedder_ = embedder
-        self.prior_ = resolve_prior(getattr(embedder, "prior", "gaussian")).base
+        self.prior_ = resolve_prior(getattr(embedder, "prior", "gaussian")).base.name
 
         Z = self._base_latents(X, n_samples)
         d = Z.shape[1]

@@ -1,4 +1,4 @@
-"""Save and load fitted estimators without unpickling arbitrary code.
+"""Save and load fitted estimators without unpickling arbitrary code; pickling.
 
 A saved model is a directory holding two files:
 
@@ -12,16 +12,26 @@ A saved model is a directory holding two files:
     ``torch.load(..., weights_only=True)``, which refuses any pickled object that
     is not a tensor or a plain container, so a crafted file cannot run code.
 
-The networks are rebuilt from the saved parameters, then their weights are loaded
-strictly. Parameters that hold code (a user ``torch.nn.Module`` encoder, a callable
-augmentation, a :class:`~skdim_dm.FlowPrior`) cannot be rebuilt from JSON: ``save``
-refuses them and points to ``joblib``/``pickle``, which keep working for any model.
+The networks are rebuilt by :func:`~skdim_dm.build_networks` (the function ``fit``
+uses) from the saved parameters, first without memory (on torch's ``meta``
+device) to check every tensor shape against the weights file, then for real,
+and their weights are loaded strictly. Every problem with a file is reported as
+:class:`ModelFileError` (or ``FileNotFoundError`` when the path does not exist).
+Parameters that hold code (a user ``torch.nn.Module`` encoder, a callable
+augmentation, a :class:`~skdim_dm.FlowPrior`) cannot be rebuilt from JSON:
+``save`` refuses them and points to ``joblib``/``pickle``, which keep working for
+any model but run code when loaded, so are only for trusted files.
+
+Pickling (``__getstate__``/``__setstate__``) stores fitted modules as
+``torch.save`` blobs that load onto the CPU on any machine.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,21 +40,78 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._objective import make_channel
-from ._priors import prior_from_config, prior_to_config, resolve_prior
+from ._networks import Networks, build_networks
+from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
+from ._version import __version__
 
-__all__ = ["ModelFileError", "save_estimator", "load_estimator"]
+__all__ = [
+    "ModelFileError",
+    "save_estimator",
+    "load_estimator",
+    "modules_to_blobs",
+    "blobs_to_modules",
+]
 
 FORMAT = "skdim_dm-model"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
+#: Largest config.json read (a real one is a few kB, plus the training history).
+MAX_CONFIG_BYTES = 16 * 2**20
 #: Fitted attributes that are caches, rebuilt empty on load.
 _TRANSIENT = ("_cache",)
+#: Exceptions that a malformed (but not malicious-code) file can raise anywhere
+#: in decoding and rebuilding; all become ModelFileError.
+_FILE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RuntimeError,
+    RecursionError,
+    OverflowError,
+    MemoryError,
+)
 
 
 class ModelFileError(ValueError):
     """A saved model that cannot be loaded: missing, corrupt, incompatible or unsafe."""
+
+
+# ------------------------------------------------------------------ pickling
+class _TorchBlob:
+    """A module serialized by ``torch.save``; loads onto the CPU on any machine."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def load(self):
+        # Same trust as the surrounding pickle: full modules need weights_only=False.
+        return torch.load(io.BytesIO(self.data), map_location="cpu", weights_only=False)
+
+
+def modules_to_blobs(state: dict, transient=()) -> dict:
+    """``state`` (an estimator's ``__dict__``) with modules as CPU-portable blobs
+    and the ``transient`` entries dropped."""
+    state = {k: v for k, v in state.items() if k not in transient}
+    for name, value in list(state.items()):
+        if isinstance(value, nn.Module):
+            buf = io.BytesIO()
+            torch.save(value, buf)
+            state[name] = _TorchBlob(buf.getvalue())
+    return state
+
+
+def blobs_to_modules(state: dict) -> dict:
+    """Inverse of :func:`modules_to_blobs`; fitted modules come back in eval mode."""
+    state = dict(state)
+    for name, value in list(state.items()):
+        if isinstance(value, _TorchBlob):
+            state[name] = value.load()
+            if name.endswith("_"):
+                state[name].eval()
+    return state
 
 
 # ------------------------------------------------------------------ encoding
@@ -61,7 +128,7 @@ def _json_value(value, what: str):
     if isinstance(value, list):
         return [_json_value(v, what) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        if "__tuple__" in value or "__ndarray__" in value:
+        if value.keys() & {"__tuple__", "__ndarray__", "__prior__"}:
             raise TypeError(f"{what}: reserved key in {value!r}")
         return {k: _json_value(v, what) for k, v in value.items()}
     if isinstance(value, np.ndarray) and value.dtype.kind in "OUS":
@@ -99,7 +166,8 @@ def _encode_params(est) -> dict:
         elif isinstance(value, nn.Module):
             raise TypeError(
                 f"{name} is a user-supplied torch.nn.Module, whose architecture cannot "
-                "be rebuilt from JSON; persist this model with joblib.dump or pickle"
+                "be rebuilt from JSON; persist this model with joblib.dump or pickle "
+                "(which runs code when loaded: only for files you trust)"
             )
         elif name == "callbacks" and value:
             warnings.warn(
@@ -122,7 +190,8 @@ def _encode_params(est) -> dict:
         elif callable(value):
             raise TypeError(
                 f"{name} is a callable ({value!r}), which cannot be saved as JSON; "
-                "persist this model with joblib.dump or pickle"
+                "persist this model with joblib.dump or pickle (which runs code "
+                "when loaded: only for files you trust)"
             )
         else:
             out[name] = _json_value(value, name)
@@ -153,8 +222,6 @@ def _atomic_write(path: Path, write) -> None:
 
 def save_estimator(est, path) -> Path:
     """Write ``est`` to the directory ``path`` (created if needed); returns it."""
-    from . import __version__
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a directory")
@@ -170,6 +237,9 @@ def save_estimator(est, path) -> Path:
                 weights[f"module/{name}/{key}"] = tensor.detach().cpu().clone()
         elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
             weights[f"array/{name}"] = torch.from_numpy(np.array(value, copy=True))
+        elif isinstance(value, Prior):
+            # The resolved prior: rebuilt from the saved prior parameter.
+            fitted[name] = {"__prior__": None}
         else:
             fitted[name] = _json_value(value, f"fitted attribute {name}")
     config = {
@@ -190,6 +260,24 @@ def save_estimator(est, path) -> Path:
 
 
 # ---------------------------------------------------------------------- load
+def _regular_file(path: Path, what: str, max_bytes: int | None = None) -> None:
+    """Refuse anything but a regular file (a FIFO would block a read forever)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{path.parent} holds no {path.name}: not a model saved by skdim_dm"
+        ) from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(f"{path} is not a regular file ({what})")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise ModelFileError(
+            f"{path} is {st.st_size} bytes, more than the {max_bytes} a {what} can be"
+        )
+
+
 def _read_config(path: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no saved model at {path}")
@@ -200,22 +288,19 @@ def _read_config(path: Path) -> dict:
             "and only on files you trust)"
         )
     cfg_path = path / CONFIG_FILE
+    _regular_file(cfg_path, "model configuration", MAX_CONFIG_BYTES)
     try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"{path} holds no {CONFIG_FILE}: not a model saved by skdim_dm"
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{cfg_path} is corrupt: {exc}") from None
+        config = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{cfg_path} is corrupt: {type(exc).__name__}") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {cfg_path}: {exc}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{cfg_path} is not a skdim_dm model file")
     version = config.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFileError(f"{cfg_path} has an invalid format_version {version!r}")
     if version > FORMAT_VERSION:
-        from . import __version__
-
         raise ModelFileError(
             f"{path} was written by skdim_dm {config.get('skdim_dm_version')} in "
             f"model format {version}; this is skdim_dm {__version__}, which reads "
@@ -229,8 +314,7 @@ def _read_config(path: Path) -> dict:
 
 def _read_weights(path: Path) -> dict:
     w_path = path / WEIGHTS_FILE
-    if not w_path.is_file():
-        raise ModelFileError(f"{path} holds no {WEIGHTS_FILE}")
+    _regular_file(w_path, "weights file")
     try:
         weights = torch.load(w_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError, zipfile errors...
@@ -243,6 +327,14 @@ def _read_weights(path: Path) -> dict:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
     ):
         raise ModelFileError(f"{w_path} is not a dict of tensors")
+    bad = [
+        k
+        for k, v in weights.items()
+        if (v.is_floating_point() or v.is_complex())
+        and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        raise ModelFileError(f"{w_path} holds non-finite values in {sorted(bad)[:5]}")
     return weights
 
 
@@ -255,6 +347,17 @@ def load_estimator(cls, path):
             f"{path} holds a {config.get('class')!r}, not a {cls.__name__!r}"
         )
     try:
+        return _load(cls, path, config)
+    except ModelFileError:
+        raise
+    except _FILE_ERRORS as exc:
+        raise ModelFileError(
+            f"{path}: invalid model file: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+
+
+def _load(cls, path: Path, config: dict):
+    try:
         params = _decode_params(config["params"])
     except ValueError as exc:
         raise ModelFileError(f"{path}: invalid parameters: {exc}") from None
@@ -266,16 +369,23 @@ def load_estimator(cls, path):
             f"parameters {unknown} that this version does not know"
         )
     est = cls(**params)
-    weights = _read_weights(path)
+    try:
+        est._validate_params()
+    except ValueError as exc:  # InvalidParameterError is a ValueError
+        raise ModelFileError(f"{path}: invalid parameters: {exc}") from None
+    prior = resolve_prior(est.prior, est.n_components)
 
-    fitted = {name: _from_json(v) for name, v in config["fitted"].items()}
+    fitted = {}
+    for name, value in config["fitted"].items():
+        if isinstance(value, dict) and set(value) == {"__prior__"}:
+            fitted[name] = prior
+        else:
+            fitted[name] = _from_json(value)
+    weights = _read_weights(path)
     for key, tensor in weights.items():
         kind, _, name = key.partition("/")
         if kind == "array":
             fitted[name] = tensor.numpy()
-    if config["modules"]:
-        fitted.update(_rebuild_modules(est, config["modules"], fitted, weights, path))
-        fitted.setdefault("_cache", {})
     bad = [
         k
         for k in fitted
@@ -286,36 +396,79 @@ def load_estimator(cls, path):
     ]
     if bad:
         raise ModelFileError(f"{path}: invalid fitted attributes {bad}")
+    if config["modules"]:
+        fitted.update(
+            _rebuild_modules(est, prior, config["modules"], fitted, weights, path)
+        )
+        fitted.setdefault("_cache", {})
     est.__dict__.update(fitted)
     return est
 
 
-def _rebuild_modules(est, names, fitted, weights, path) -> dict:
-    """The fitted networks, built from the parameters, with the saved weights."""
+def _build(est, prior, fitted, path):
+    n_features = fitted.get("n_features_in_")
+    noise_level = fitted.get("noise_level_")
+    if not (isinstance(n_features, int) and not isinstance(n_features, bool)):
+        raise ModelFileError(f"{path}: invalid n_features_in_ {n_features!r}")
+    if not isinstance(noise_level, (int, float)) or isinstance(noise_level, bool):
+        raise ModelFileError(f"{path}: invalid noise_level_ {noise_level!r}")
     try:
-        n_features = int(fitted["n_features_in_"])
-        noise_level = float(fitted["noise_level_"])
-        base = resolve_prior(est.prior, est.n_components).base
-        encoder, critic = est._build(
-            n_features, make_channel(base, noise_level), base, 0
+        return build_networks(
+            n_features,
+            est.n_components,
+            base=prior.base,
+            noise_level=float(noise_level),
+            encoder=est.encoder,
+            hidden_layer_sizes=est.hidden_layer_sizes,
+            input_shape=est.input_shape,
+            critic=est.critic,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot rebuild the networks: {exc}") from None
-    built = {"encoder_": encoder, "critic_": critic}
-    out = {}
+
+
+def _rebuild_modules(est, prior, names, fitted, weights, path) -> dict:
+    """The fitted networks, built from the parameters, with the saved weights.
+
+    Built first on the ``meta`` device, which allocates nothing, so that a small
+    file cannot make ``load`` allocate huge layers: every shape is checked
+    against the weights before the real build.
+    """
+    roles = {f"{role}_": role for role in Networks._fields if role != "channel"}
+    states = {}
     for name in names:
-        if name not in built:
+        if name not in roles:
             raise ModelFileError(f"{path}: unknown module {name!r}")
         prefix = f"module/{name}/"
-        state = {
+        states[name] = {
             k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)
         }
+    with torch.device("meta"):
+        shapes = _build(est, prior, fitted, path)
+    for name, state in states.items():
+        expected = getattr(shapes, roles[name]).state_dict()
+        mismatch = sorted(set(expected) ^ set(state)) or [
+            k
+            for k in expected
+            if tuple(expected[k].shape) != tuple(state[k].shape)
+            or expected[k].dtype != state[k].dtype
+        ]
+        if mismatch:
+            raise ModelFileError(
+                f"{path}: the saved weights of {name} do not fit the architecture "
+                f"rebuilt from its parameters (incompatible or corrupt file): "
+                f"mismatched entries {mismatch[:5]}"
+            )
+    built = _build(est, prior, fitted, path)
+    out = {}
+    for name, state in states.items():
+        module = getattr(built, roles[name])
         try:
-            built[name].load_state_dict(state, strict=True)
+            module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise ModelFileError(
                 f"{path}: the saved weights of {name} do not fit the architecture "
                 f"rebuilt from its parameters (incompatible or corrupt file): {exc}"
             ) from None
-        out[name] = built[name].cpu().eval()
+        out[name] = module.cpu().eval()
     return out

@@ -21,25 +21,23 @@ parameter-validation entry for ``prior=``; the finer checks live in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
+from ._base import BASES, Base, get_base
 from ._validation import HasMethods, StrOptions
 
 __all__ = [
     "Prior",
     "FlowPrior",
     "resolve_prior",
-    "ks_against_target",
-    "KSResult",
+    "describe_distribution",
     "prior_to_config",
     "prior_from_config",
     "PRIOR_CONSTRAINTS",
 ]
 
-_BASES = ("gaussian", "uniform")
 #: Gaussian base latents are clipped to +-Z_MAX before the probability integral
 #: transform: ``Phi(-37.5)`` is about 4.6e-308, just above the smallest normal double.
 Z_MAX = 37.5
@@ -55,14 +53,19 @@ class Prior:
 
     Parameters
     ----------
-    base : {"gaussian", "uniform"}
+    base : {"gaussian", "uniform"} or Base
         Distribution the encoder is trained to match: ``N(0, I)`` or ``U([0, 1]^d)``.
+
+    Attributes
+    ----------
+    base : Base
+        The base object (its ``name`` is ``"gaussian"`` or ``"uniform"``).
     """
 
-    def __init__(self, base: str = "gaussian"):
-        if base not in _BASES:
+    def __init__(self, base: str | Base = "gaussian"):
+        if not isinstance(base, Base) and base not in BASES:
             raise ValueError(f"base must be 'gaussian' or 'uniform', got {base!r}")
-        self.base = base
+        self.base = get_base(base)
 
     # ----------------------------------------------------------- base space
     def sample_base(
@@ -70,15 +73,11 @@ class Prior:
     ) -> np.ndarray:
         """Draws from the base, shape ``(n_samples, n_components)``."""
         self.check_n_components(n_components)
-        if self.base == "gaussian":
-            return rng.standard_normal((n_samples, n_components))
-        return rng.random((n_samples, n_components))
+        return self.base.sample(rng, (n_samples, n_components))
 
     def base_cdf(self, z: np.ndarray) -> np.ndarray:
         """Per-component CDF of the base."""
-        if self.base == "gaussian":
-            return stats.norm.cdf(z)
-        return np.clip(z, 0.0, 1.0)
+        return self.base.cdf(z)
 
     # ------------------------------------------------------------ bijection
     def to_target(self, z: np.ndarray) -> np.ndarray:
@@ -110,14 +109,10 @@ class Prior:
 
     def logpdf(self, t: np.ndarray) -> np.ndarray:
         """Log density of the target at the rows of ``t``, shape ``(n,)``."""
-        t = np.asarray(t, dtype=np.float64)
-        if self.base == "gaussian":
-            return stats.norm.logpdf(t).sum(axis=1)
-        inside = np.all((t >= 0) & (t <= 1), axis=1)
-        return np.where(inside, 0.0, -np.inf)
+        return self.base.logpdf(t)
 
     def __repr__(self) -> str:
-        return f"Prior({self.base!r})"
+        return f"Prior({self.base.name!r})"
 
     def __eq__(self, other) -> bool:
         return type(other) is type(self) and vars(other) == vars(self)
@@ -208,21 +203,22 @@ class _MarginalPrior(Prior):
         return sum(dist.logpdf(t[:, j]) for j, dist in enumerate(dists))
 
     def __repr__(self) -> str:
-        names = [_describe_dist(d) for d in self.dists]
+        names = [describe_distribution(d) for d in self.dists]
         return f"_MarginalPrior({names if not self.broadcast else names[0]})"
 
     def __eq__(self, other) -> bool:
         return (
             type(other) is type(self)
             and other.broadcast == self.broadcast
-            and [_describe_dist(d) for d in other.dists]
-            == [_describe_dist(d) for d in self.dists]
+            and [describe_distribution(d) for d in other.dists]
+            == [describe_distribution(d) for d in self.dists]
         )
 
     __hash__ = Prior.__hash__
 
 
-def _describe_dist(dist) -> str:
+def describe_distribution(dist) -> str:
+    """``name(args, key=value)`` of a frozen ``scipy.stats`` distribution."""
     num = lambda v: repr(float(v)) if np.ndim(v) == 0 else repr(v)  # noqa: E731
     args = [num(a) for a in dist.args]
     args += [f"{k}={num(v)}" for k, v in dist.kwds.items()]
@@ -294,7 +290,7 @@ class FlowPrior(Prior):
         )
 
     def __repr__(self) -> str:
-        extra = "" if self.base == "gaussian" else f", base={self.base!r}"
+        extra = "" if self.base.name == "gaussian" else f", base={self.base.name!r}"
         return f"FlowPrior({_name(self.forward)}, {_name(self.inverse)}{extra})"
 
 
@@ -359,8 +355,10 @@ def resolve_prior(prior, n_components: int | None = None) -> Prior:
 def _resolve(prior) -> Prior:
     if isinstance(prior, Prior):
         return prior
+    if isinstance(prior, Base):
+        return Prior(prior)
     if isinstance(prior, str):
-        if prior in _BASES:
+        if prior in BASES:
             return Prior(prior)
         raise ValueError(
             f"prior must be 'gaussian', 'uniform', a frozen scipy.stats continuous "
@@ -399,42 +397,6 @@ def _resolve(prior) -> Prior:
         "prior must be 'gaussian', 'uniform', a frozen scipy.stats continuous "
         "distribution, a list of them, a (forward, inverse) pair, or a FlowPrior; "
         f"got {prior!r}"
-    )
-
-
-# --------------------------------------------------------------------- metrics
-class KSResult(NamedTuple):
-    """Per-component Kolmogorov-Smirnov test against the target's marginals."""
-
-    statistic: np.ndarray
-    pvalue: np.ndarray
-
-
-def ks_against_target(Z, prior="gaussian") -> KSResult:
-    """Kolmogorov-Smirnov test of each latent component against the target CDF.
-
-    Parameters
-    ----------
-    Z : array-like of shape (n_samples, n_components)
-        Latents in the target's space (as returned by ``transform``).
-    prior : prior parameter value or Prior, default="gaussian"
-        Anything ``prior=`` accepts.
-
-    Returns
-    -------
-    KSResult
-        ``statistic`` and ``pvalue`` arrays of shape ``(n_components,)``. For a
-        :class:`FlowPrior` the components are tested in the base space, after
-        ``inverse``.
-    """
-    Z = np.asarray(Z, dtype=np.float64)
-    if Z.ndim != 2 or Z.shape[0] < 1:
-        raise ValueError(f"Z must be 2-D (n_samples, n_components), got {Z.shape}")
-    p = resolve_prior(prior, Z.shape[1])
-    U = p.marginal_cdf(Z)
-    res = [stats.kstest(U[:, j], "uniform") for j in range(Z.shape[1])]
-    return KSResult(
-        np.array([r.statistic for r in res]), np.array([r.pvalue for r in res])
     )
 
 
@@ -490,10 +452,10 @@ def prior_to_config(prior) -> dict:
     Raises ``TypeError`` for priors that hold code (``FlowPrior``, a ``(forward,
     inverse)`` pair, a custom ``Prior`` subclass or a user-defined distribution).
     """
-    if isinstance(prior, str) and prior in _BASES:
+    if isinstance(prior, str) and prior in BASES:
         return {"kind": "builtin", "name": prior}
     if type(prior) is Prior:
-        return {"kind": "base", "name": prior.base}
+        return {"kind": "base", "name": prior.base.name}
     if _is_frozen_continuous(prior):
         return {"kind": "scipy", "dist": _dist_to_config(prior)}
     if isinstance(prior, list) and prior and all(map(_is_frozen_continuous, prior)):
@@ -507,7 +469,7 @@ def prior_to_config(prior) -> dict:
 def prior_from_config(cfg):
     """Inverse of :func:`prior_to_config`: the original ``prior=`` value."""
     kind = cfg.get("kind") if isinstance(cfg, dict) else None
-    if kind in ("builtin", "base") and cfg.get("name") in _BASES:
+    if kind in ("builtin", "base") and cfg.get("name") in BASES:
         return cfg["name"] if kind == "builtin" else Prior(cfg["name"])
     if kind == "scipy":
         return _dist_from_config(cfg.get("dist"))
@@ -518,7 +480,7 @@ def prior_from_config(cfg):
 
 #: ``_parameter_constraints`` entry for ``prior=`` (finer checks in resolve_prior).
 PRIOR_CONSTRAINTS = [
-    StrOptions(set(_BASES)),
+    StrOptions(set(BASES)),
     Prior,
     list,
     tuple,

@@ -143,7 +143,7 @@ class _LatentScorer:
         if prior == "estimator":
             resolved = resolve_prior(step.prior)
             Z = resolved.from_target(Z)
-            prior = resolved.base
+            prior = resolved.base.name
         # The scorer's prior goes only to metrics that take one; a prior the user
         # put in kwargs is passed as given.
         if prior is not None and "prior" not in kwargs:

@@ -18,14 +18,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._augment import neighbor_partners
+from ._augment import Views
+from ._networks import Critic
 from ._objective import Channel, infonce
 
-__all__ = ["TrainConfig", "TrainResult", "train", "estimate_mi", "calibrate_norm"]
+__all__ = ["TrainConfig", "TrainResult", "train", "estimate_mi", "final_mi"]
 
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict], bool]
+
+#: Batches used for the final MI estimate.
+MI_EVAL_BATCHES = 20
 
 
 @dataclass
@@ -51,24 +55,17 @@ class TrainResult:
 
 def _pair_mi(
     encoder: nn.Module,
-    critic: nn.Module,
+    critic: Critic,
     channel: Channel,
-    augment,
-    xb: torch.Tensor,
+    view_a: torch.Tensor,
+    view_b: torch.Tensor,
     generator: torch.Generator,
-    partner: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """InfoNCE estimate on one batch: two views, noise on one branch only.
-
-    The second view is made from ``partner`` rows (a neighbor of each row) when
-    given, from ``xb`` itself otherwise; the channel noise goes on ``xb``'s view.
-    """
-    n = xb.shape[0]
-    other = xb if partner is None else partner
-    views = torch.cat([augment(xb, generator), augment(other, generator)])
-    e = encoder(views)
-    if getattr(critic, "adaptive", False):
-        critic.observe(e[:n], e[n:])
+    """InfoNCE estimate on one batch of view pairs; the noise goes on ``view_a``'s
+    latents only."""
+    n = view_a.shape[0]
+    e = encoder(torch.cat([view_a, view_b]))
+    critic.observe(e[:n], e[n:])
     y = channel(e[:n], generator)
     return infonce(critic(y, e[n:]))
 
@@ -76,100 +73,76 @@ def _pair_mi(
 @torch.no_grad()
 def estimate_mi(
     encoder: nn.Module,
-    critic: nn.Module,
+    critic: Critic,
     channel: Channel,
-    augment,
-    X: torch.Tensor,
+    views: Views,
+    sources: tuple[torch.Tensor, torch.Tensor],
     batch_size: int,
     generator: torch.Generator,
-    partners: torch.Tensor | None = None,
 ) -> float:
-    """Mean InfoNCE estimate (nats) over full batches of ``X`` in eval mode.
+    """Mean InfoNCE estimate (nats) over full batches of ``sources`` in eval mode.
 
-    ``partners`` (same shape as ``X``) holds each row's second-view source.
+    ``sources`` are the two views' source rows (see :meth:`Views.sources`); the
+    views' input channel is applied batch by batch.
     """
     was_training = encoder.training, critic.training
     encoder.eval()
     critic.eval()
-    n = X.shape[0]
+    a, b = sources
+    n = a.shape[0]
     bs = min(batch_size, n)
-    total = torch.zeros((), device=X.device)
+    total = torch.zeros((), device=a.device)
     n_batches = max(n // bs, 1)
     for k in range(n_batches):
         rows = slice(k * bs, (k + 1) * bs)
-        partner = None if partners is None else partners[rows]
-        total += _pair_mi(
-            encoder, critic, channel, augment, X[rows], generator, partner
-        )
+        va = views.view(a[rows], generator)
+        vb = views.view(b[rows], generator)
+        total += _pair_mi(encoder, critic, channel, va, vb, generator)
     encoder.train(was_training[0])
     critic.train(was_training[1])
     return float(total) / n_batches
 
 
-@torch.no_grad()
-def calibrate_norm(encoder: nn.Module, X: torch.Tensor, batch_size: int) -> None:
-    """Replace running BatchNorm statistics by statistics of the whole of ``X``.
-
-    Running averages taken while the weights moved lag behind the final encoder,
-    which shifts latents between training (batch statistics) and inference
-    (running statistics). Hidden BatchNorm layers get the cumulative average of
-    batch statistics over one pass; the final normalization layer (if it is a
-    BatchNorm) gets the exact mean and population variance of its inputs, so
-    ``transform(X_train)`` has zero mean and unit variance per component.
-    """
-    norm = getattr(encoder, "norm", None)
-    hidden = [
-        m
-        for m in encoder.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m is not norm
-    ]
-    n = X.shape[0]
-    bs = max(min(batch_size, n), 2)
-    if hidden:  # the train-mode pass is needed only for hidden BatchNorm layers
-        saved = [(m, m.momentum) for m in hidden]
-        for m in hidden:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative moving average
-        encoder.train()
-        for k in range(0, n, bs):
-            xb = X[k : k + bs]
-            if xb.shape[0] > 1:
-                encoder(xb)
-        for m, momentum in saved:
-            m.momentum = momentum
-    encoder.eval()
-    if isinstance(norm, nn.BatchNorm1d):
-        h = torch.cat([encoder.pre_norm(X[k : k + bs]) for k in range(0, n, bs)])
-        norm.running_mean.copy_(h.mean(0))
-        # BatchNorm divides by sqrt(running_var + eps): subtract eps so that the
-        # training latents come out with exactly unit variance.
-        norm.running_var.copy_((h.var(0, unbiased=False) - norm.eps).clamp_min(0.0))
+def final_mi(
+    encoder: nn.Module,
+    critic: Critic,
+    channel: Channel,
+    views: Views,
+    batch_size: int,
+    generator: torch.Generator,
+    max_batches: int = MI_EVAL_BATCHES,
+) -> float:
+    """InfoNCE estimate of the trained model on up to ``max_batches`` batches of
+    random training rows (the first rows of sorted data would bias it: digits
+    sorted by label gave 0.88 against 1.72 nats)."""
+    n = views.n_samples
+    rows = torch.randperm(n, generator=generator, device=views.X.device)
+    rows = rows[: min(n, max_batches * batch_size)]
+    sources = views.sources(rows, generator)
+    return estimate_mi(encoder, critic, channel, views, sources, batch_size, generator)
 
 
 def train(
     encoder: nn.Module,
-    critic: nn.Module,
+    critic: Critic,
     channel: Channel,
-    augment,
-    X: torch.Tensor,
-    X_val: torch.Tensor | None,
+    views: Views,
     config: TrainConfig,
     generator: torch.Generator,
     val_seed: int = 0,
-    neighbors: torch.Tensor | None = None,
-    val_partners: torch.Tensor | None = None,
 ) -> TrainResult:
     """Maximize the InfoNCE bound through the noisy channel. Modifies modules in place.
 
-    ``neighbors`` (``(n, k)`` row indices into ``X``) makes the second view of each
-    row one of its ``k`` neighbors, drawn afresh every step; ``val_partners`` are
-    the fixed second-view sources of the ``X_val`` rows.
+    ``views`` is fitted: it holds the training rows (and the validation rows, whose
+    estimate is logged as ``val_mi`` after every epoch).
 
     Raises ``FloatingPointError`` when the loss becomes non-finite. A
     ``KeyboardInterrupt`` ends training early and is reported in the result.
     """
     params = [p for m in (encoder, critic) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
+    X = views.X
+    val_sources = views.validation_sources()
     n = X.shape[0]
     bs = min(config.batch_size, n)
     n_batches = max(n // bs, 1)
@@ -200,12 +173,8 @@ def train(
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                 rows = order[k * bs : (k + 1) * bs]
-                partner = None
-                if neighbors is not None:
-                    partner = neighbor_partners(X, neighbors, rows, generator)
-                mi = _pair_mi(
-                    encoder, critic, channel, augment, X[rows], generator, partner
-                )
+                view_a, view_b = views.sample(rows, generator)
+                mi = _pair_mi(encoder, critic, channel, view_a, view_b, generator)
                 if check_each_step and not torch.isfinite(mi):
                     break  # reported below, before a poisoned step is taken
                 optimizer.zero_grad(set_to_none=True)
@@ -226,17 +195,10 @@ def train(
                 "mi": mi_epoch,
                 "learning_rate": optimizer.param_groups[0]["lr"],
             }
-            if X_val is not None:
+            if val_sources is not None:
                 val_generator.manual_seed(val_seed)
                 logs["val_mi"] = estimate_mi(
-                    encoder,
-                    critic,
-                    channel,
-                    augment,
-                    X_val,
-                    bs,
-                    val_generator,
-                    val_partners,
+                    encoder, critic, channel, views, val_sources, bs, val_generator
                 )
             logs["time"] = time.perf_counter() - t0
             result.history.append(logs)
@@ -250,7 +212,7 @@ def train(
             )
             logger.debug("epoch %d: %s", epoch + 1, logs)
 
-            if config.early_stopping and X_val is not None:
+            if config.early_stopping and val_sources is not None:
                 if logs["val_mi"] > best_val + config.tol:
                     best_val, since_best = logs["val_mi"], 0
                     best_state = _snapshot(encoder, critic)

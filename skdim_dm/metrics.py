@@ -7,6 +7,7 @@ numbers out); the scorers take a fitted estimator, or a Pipeline containing a
 
 from ._metrics import (
     DMReport,
+    KSResult,
     TestResult,
     component_ks_test,
     covariance_error,
@@ -14,6 +15,7 @@ from ._metrics import (
     fraction_inside,
     henze_zirkler,
     knn_kl_divergence,
+    marginal_ks,
     mean_error,
     norm_ks_test,
     normality_bootstrap,
@@ -30,6 +32,7 @@ from ._scorers import (
 
 __all__ = [
     "DMReport",
+    "KSResult",
     "LATENT_METRICS",
     "TestResult",
     "component_ks_test",
@@ -40,6 +43,7 @@ __all__ = [
     "henze_zirkler",
     "knn_kl_divergence",
     "make_latent_scorer",
+    "marginal_ks",
     "mean_error",
     "norm_ks_test",
     "normality_bootstrap",

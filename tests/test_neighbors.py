@@ -11,7 +11,12 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 from skdim_dm import NoiseInjectedInfoMax, _augment
-from skdim_dm._augment import nearest_neighbors, principal_projection
+from skdim_dm._augment import (
+    GaussianView,
+    NeighborViews,
+    nearest_neighbors,
+    principal_projection,
+)
 
 
 def _sorted_rows(a):
@@ -143,8 +148,11 @@ def test_validation_partners_are_neighbors_among_training_rows():
     X, _ = load_digits(return_X_y=True)
     X_t = torch.as_tensor((X - X.mean()) / X.std(), dtype=torch.float32)
     X_train, X_val = X_t[:1500], X_t[1500:]
-    est = NoiseInjectedInfoMax(augmentation="neighbors", n_neighbors=4)
-    neighbors, partners = est._neighbor_pairs(X_train, X_val, seed=0)
+    views = NeighborViews(GaussianView(0.2), n_neighbors=4)
+    views.fit(X_train, X_val, torch.Generator().manual_seed(0))
+    neighbors = views.neighbors
+    rows, partners = views.validation_sources()
+    assert torch.equal(rows, X_val)
     assert neighbors.shape == (1500, 4)
     assert not (neighbors == torch.arange(1500)[:, None]).any()  # never itself
     (proj_train, proj_val) = principal_projection(X_train, X_val)
@@ -161,29 +169,26 @@ def test_validation_partners_are_neighbors_among_training_rows():
 
 
 def test_training_and_final_estimates_use_neighbor_partners(monkeypatch):
-    from skdim_dm import _infomax, _training
+    # A spy view class in the registry records every request for view sources:
+    # the training steps, the validation estimate and the final MI estimate must
+    # all pair rows with neighbors, never with themselves.
+    seen = {"train": [], "val": [], "final": []}
 
-    seen = {"val": [], "final": []}
-    real = _training.estimate_mi
+    class SpyViews(NeighborViews):
+        def sources(self, rows, generator):
+            a, b = super().sources(rows, generator)
+            kind = "final" if rows.shape[0] == self.n_samples else "train"
+            seen[kind].append(b if not torch.equal(a, b) else None)
+            return a, b
 
-    def spy(*args, **kwargs):
-        partners = args[7] if len(args) > 7 else kwargs.get("partners")
-        kind = "final" if spy.fitting_done else "val"
-        seen[kind].append(partners)
-        return real(*args, **kwargs)
+        def validation_sources(self):
+            a, b = super().validation_sources()
+            seen["val"].append(b if not torch.equal(a, b) else None)
+            return a, b
 
-    spy.fitting_done = False
-    real_calibrate = _infomax.calibrate_norm
-
-    def calibrate(*args, **kwargs):
-        spy.fitting_done = True
-        return real_calibrate(*args, **kwargs)
-
-    monkeypatch.setattr(_training, "estimate_mi", spy)
-    monkeypatch.setattr(_infomax, "estimate_mi", spy)
-    monkeypatch.setattr(_infomax, "calibrate_norm", calibrate)
+    monkeypatch.setitem(_augment.VIEWS, "neighbors", SpyViews)
     X, _ = load_digits(return_X_y=True)
-    NoiseInjectedInfoMax(
+    est = NoiseInjectedInfoMax(
         augmentation="neighbors",
         early_stopping=True,
         hidden_layer_sizes=(32,),
@@ -191,6 +196,9 @@ def test_training_and_final_estimates_use_neighbor_partners(monkeypatch):
         device="cpu",
         random_state=0,
     ).fit(X)
-    assert len(seen["val"]) == 2 and len(seen["final"]) == 1
-    for partners in seen["val"] + seen["final"]:
+    # 1617 training rows: 3 steps of 512 per epoch, then one final estimate on
+    # all of them (fewer than 20 batches' worth).
+    assert len(seen["train"]) == 6 and len(seen["final"]) == 1
+    assert len(seen["val"]) == 1 and all("val_mi" in h for h in est.history_)
+    for partners in seen["train"] + seen["val"] + seen["final"]:
         assert partners is not None
