@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import warnings
@@ -17,6 +18,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ._augment import VIEWS, Views, make_views
@@ -40,6 +42,26 @@ from ._validation import (
 
 __all__ = ["NoiseInjectedInfoMax", "CapacityWarning"]
 
+#: Range of ``noise_level``: beyond it the channel's capacity and the analytic
+#: critic's ``1/noise^2`` scale leave float32 (and 1 - p^2 rounds to 0 or 1).
+MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 1e-6, 1e6
+#: Largest ``learning_rate``: Adam's step is about the learning rate itself, and
+#: torch refuses rates that overflow float32.
+MAX_LEARNING_RATE = 10.0
+#: Largest latent or hidden width.
+MAX_WIDTH = 2**16
+#: Parameters of the built networks beyond which ``fit`` refuses to allocate.
+MAX_PARAMETERS = 2**30
+#: Integer parameters, for which a bool (an Integral to Python) is refused.
+_INT_PARAMS = (
+    "n_components",
+    "n_neighbors",
+    "batch_size",
+    "max_epochs",
+    "n_iter_no_change",
+)
+#: ``n_threads="auto"`` runs MLP encoders up to this hidden width on one thread.
+AUTO_ONE_THREAD_WIDTH = 512
 #: Rows per chunk in ``transform``.
 TRANSFORM_CHUNK = 16384
 
@@ -60,6 +82,46 @@ _FITTED = (
     "_n_features_out",
     "_cache",
 )
+
+
+def _is_constant(scale, mean, n_samples):
+    """Features whose spread is within rounding of their mean, as scikit-learn's
+    ``StandardScaler`` decides it: relative, so a feature in tiny units (1e-16)
+    still counts, while ``1e6 + rounding noise`` does not."""
+    eps = np.finfo(np.float64).eps
+    var = scale * scale
+    return var <= n_samples * eps * var + (n_samples * mean * eps) ** 2
+
+
+@contextlib.contextmanager
+def _thread_limit(n_threads):
+    """Run with ``n_threads`` torch and BLAS threads, restoring both afterwards."""
+    if n_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        with threadpool_limits(limits=int(n_threads)):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _global_rng_for_user_modules(encoder, device, seed):
+    """A seeded fork of torch's global generator, only when a user's module might
+    draw from it (a Dropout layer, say): then its fit is reproducible and the
+    caller's state is restored afterwards. Our own networks draw every random
+    number from local generators, so for them the global generator is neither
+    read nor written, and fits running in several threads cannot interfere."""
+    if not isinstance(encoder, nn.Module):
+        yield
+        return
+    fork_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(seed)
+        yield
 
 
 @dataclass
@@ -236,6 +298,16 @@ default="gaussian"
         split through local generators; the global numpy and torch states are left
         untouched.
 
+    n_threads : int, "auto" or None, default="auto"
+        Torch (and BLAS) threads used inside ``fit`` and ``transform`` on the
+        CPU; the previous settings are restored afterwards. ``"auto"`` uses one
+        thread for the MLP encoder with hidden widths up to 512, whose matrix
+        products are too small to split profitably (on a busy 2-core machine the
+        README snippet took 38 to 68 s with two threads and 13 s with one) and
+        leaves the settings alone otherwise; ``None`` never changes them. Torch's
+        thread count is process-wide, so fits running in several Python threads
+        at once share it (it affects speed, never results).
+
     verbose : bool, default=False
         Show a progress bar with the loss and MI per epoch.
 
@@ -304,10 +376,10 @@ default="gaussian"
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, MAX_WIDTH, closed="both")],
         "prior": PRIOR_CONSTRAINTS,
         "noise_level": [
-            Interval(Real, 0, None, closed="neither"),
+            Interval(Real, MIN_NOISE_LEVEL, MAX_NOISE_LEVEL, closed="both"),
             StrOptions({"auto"}),
         ],
         "encoder": [StrOptions({"mlp", "conv"}), nn.Module],
@@ -320,7 +392,7 @@ default="gaussian"
         "standardize": [StrOptions({"features", "global"}), None],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, MAX_LEARNING_RATE, closed="right")],
         "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -328,6 +400,11 @@ default="gaussian"
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str],
         "random_state": ["random_state", np.random.Generator],
+        "n_threads": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "verbose": ["verbose"],
         "callbacks": [list, tuple, None],
     }
@@ -356,6 +433,7 @@ default="gaussian"
         tol=1e-3,
         device="auto",
         random_state=None,
+        n_threads="auto",
         verbose=False,
         callbacks=None,
     ):
@@ -380,6 +458,7 @@ default="gaussian"
         self.tol = tol
         self.device = device
         self.random_state = random_state
+        self.n_threads = n_threads
         self.verbose = verbose
         self.callbacks = callbacks
 
@@ -411,7 +490,8 @@ default="gaussian"
         """
         self._clear_fitted()
         try:
-            return self._fit(X)
+            with _thread_limit(self._threads()):
+                return self._fit(X)
         except BaseException:
             # A failed fit never leaves an estimator that looks fitted.
             self._clear_fitted()
@@ -510,11 +590,7 @@ default="gaussian"
         )
         device, seeds = plan.device, plan.seeds
         generator = torch.Generator(device=device).manual_seed(seeds[1])
-        # Modules that draw from torch's global generator (a user's Dropout, say)
-        # get a seeded, forked one: reproducible, and the caller's state is kept.
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(seeds[4])
+        with _global_rng_for_user_modules(self.encoder, device, seeds[4]):
             result = train(
                 encoder, critic, nets.channel, views, config, generator, seeds[3]
             )
@@ -567,19 +643,48 @@ default="gaussian"
         self._cache = {}
         return self
 
+    def _threads(self):
+        """The thread count to use inside fit and transform, or None to leave it."""
+        if self.n_threads != "auto":
+            return self.n_threads
+        small_mlp = (
+            isinstance(self.encoder, str)
+            and self.encoder == "mlp"
+            and all(int(h) <= AUTO_ONE_THREAD_WIDTH for h in self.hidden_layer_sizes)
+        )
+        return 1 if small_mlp else None
+
     def _clear_fitted(self):
         for name in _FITTED:
             self.__dict__.pop(name, None)
 
     def _check_params(self, n_features):
+        for name in _INT_PARAMS:
+            if isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be an int, got {getattr(self, name)!r}")
         sizes = self.hidden_layer_sizes
         if not (
             isinstance(sizes, (tuple, list))
-            and all(isinstance(h, Integral) and h > 0 for h in sizes)
+            and all(
+                isinstance(h, Integral)
+                and not isinstance(h, bool)
+                and 0 < h <= MAX_WIDTH
+                for h in sizes
+            )
         ):
             raise ValueError(
-                f"hidden_layer_sizes must be a tuple of positive ints, got {sizes!r}"
+                f"hidden_layer_sizes must be a tuple of ints in [1, {MAX_WIDTH}], "
+                f"got {sizes!r}"
             )
+        if isinstance(self.encoder, str) and self.encoder == "mlp":
+            widths = [n_features, *sizes, self.n_components]
+            n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+            if n_params > MAX_PARAMETERS:
+                raise ValueError(
+                    f"the MLP encoder would have {n_params:,} parameters "
+                    f"({4 * n_params / 2**30:.0f} GiB in float32), more than "
+                    f"{MAX_PARAMETERS:,}: lower hidden_layer_sizes or n_components"
+                )
         if self.callbacks is not None and not all(callable(c) for c in self.callbacks):
             raise ValueError(
                 "callbacks must be a list of callables (epoch, logs) -> bool"
@@ -590,6 +695,13 @@ default="gaussian"
     def _standardization(self, X):
         n_features = X.shape[1]
         if self.standardize is None:
+            mean = X.mean(axis=0, dtype=np.float64)
+            scale = X.std(axis=0, dtype=np.float64)
+            if _is_constant(scale, mean, X.shape[0]).all():
+                raise ValueError(
+                    "every feature of X is constant (or varies only at the level "
+                    "of floating-point rounding): there is no information to encode"
+                )
             return np.zeros(n_features), np.ones(n_features)
         if self.standardize == "global":
             mean = np.full(n_features, X.mean(dtype=np.float64))
@@ -597,9 +709,13 @@ default="gaussian"
         else:
             mean = X.mean(axis=0, dtype=np.float64)
             scale = X.std(axis=0, dtype=np.float64)
-        tiny = 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
-        scale = np.where(scale <= tiny, 1.0, scale)
-        return mean, scale
+        constant = _is_constant(scale, mean, X.shape[0])
+        if constant.all():
+            raise ValueError(
+                "every feature of X is constant (or varies only at the level of "
+                "floating-point rounding): there is no information to encode"
+            )
+        return mean, np.where(constant, 1.0, scale)
 
     def _split(self, X, seed):
         if not self.early_stopping:
@@ -634,6 +750,10 @@ default="gaussian"
         """
         check_is_fitted(self, "encoder_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        with _thread_limit(self._threads()):
+            return self._transform(X)
+
+    def _transform(self, X):
         device = self._inference_device()
         # float64 input runs in float64 on the CPU, so results do not depend on how
         # rows are batched; on CUDA the network always runs in float32.
@@ -646,11 +766,20 @@ default="gaussian"
         mean = self.mean_.astype(X.dtype)
         scale = self.scale_.astype(X.dtype)
         out = np.empty((X.shape[0], self._n_features_out), dtype=X.dtype)
-        with torch.no_grad():
+        # Overflow (float32 input near its limit) is reported below, once.
+        with torch.no_grad(), np.errstate(over="ignore", invalid="ignore"):
             for k in range(0, X.shape[0], TRANSFORM_CHUNK):
                 xs = (X[k : k + TRANSFORM_CHUNK] - mean) / scale
                 xb = torch.as_tensor(xs, device=device, dtype=dtype)
                 out[k : k + TRANSFORM_CHUNK] = encoder(xb).cpu().numpy()
+        if not np.isfinite(out).all():
+            bad = int((~np.isfinite(out)).any(axis=1).sum())
+            raise ValueError(
+                f"{bad} row(s) of X gave non-finite latents: their values overflow "
+                f"the network's arithmetic in {out.dtype} (input as large as "
+                f"{np.abs(X).max():.3g}, while training data had scale "
+                f"{self.scale_.max():.3g}); pass float64 or rescale the data"
+            )
         return self.prior_.to_target(out)
 
     def _inference_device(self):

@@ -48,6 +48,9 @@ __all__ = [
     "sliced_wasserstein",
 ]
 
+#: Largest latent magnitude the statistics accept: squares and products of
+#: larger values overflow float64.
+MAX_ABS_LATENT = 1e150
 #: Elements per temporary array in the chunked computations (32 MiB of float64).
 _BLOCK_ELEMENTS = 1 << 22
 
@@ -64,6 +67,8 @@ class TestResult(NamedTuple):
 # --------------------------------------------------------------------- helpers
 def _check_latents(Z, *, min_samples: int = 3, name: str = "Z") -> np.ndarray:
     """Latents as a finite float64 array of shape (n_samples, n_components)."""
+    if np.iscomplexobj(Z):
+        raise ValueError(f"{name} is complex; latents must be real numbers")
     try:
         Z = np.asarray(Z, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -82,6 +87,12 @@ def _check_latents(Z, *, min_samples: int = 3, name: str = "Z") -> np.ndarray:
         )
     if not np.all(np.isfinite(Z)):
         raise ValueError(f"{name} contains NaN or infinity")
+    if Z.size and np.abs(Z).max() > MAX_ABS_LATENT:
+        raise ValueError(
+            f"{name} holds values up to {np.abs(Z).max():.3g}: beyond "
+            f"{MAX_ABS_LATENT:g} their squares overflow, and latents this large "
+            "are far from any prior (a diverged or unnormalized model?)"
+        )
     return Z
 
 
@@ -620,14 +631,35 @@ def knn_kl_divergence(Z, prior: str = "gaussian", k: int = 5) -> float:
     # saturated sigmoid) are clipped inside by the probit.
     Z = base.to_gaussian(Z)
     n, d = Z.shape
-    dist, _ = cKDTree(Z).query(Z, k=k + 1)
-    eps = dist[:, -1]
+    eps = _kth_neighbor_distance(Z, k)
     # Ties (duplicate latents) give eps = 0 and log 0; floor at a tiny distance.
     eps = np.maximum(eps, 1e-12 * max(1.0, float(np.abs(Z).max())))
     log_vd = 0.5 * d * np.log(np.pi) - gammaln(0.5 * d + 1.0)
     h = digamma(n) - digamma(k) + log_vd + d * np.mean(np.log(eps))
     cross = 0.5 * np.mean(np.sum(Z * Z, axis=1)) + 0.5 * d * np.log(2 * np.pi)
     return float(cross - h)
+
+
+def _kth_neighbor_distance(Z: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row to its ``k``-th nearest other row.
+
+    With duplicate rows a KD-tree query degrades towards quadratic time (1e5
+    identical rows took 17 s), so duplicates are grouped first: a row with ``m``
+    copies has ``m - 1`` neighbours at distance 0, then those of its unique row.
+    """
+    U, inverse, counts = np.unique(Z, axis=0, return_inverse=True, return_counts=True)
+    if U.shape[0] == Z.shape[0]:
+        return cKDTree(Z).query(Z, k=k + 1)[0][:, -1]
+    kk = min(k + 1, U.shape[0])
+    dist, idx = cKDTree(U).query(U, k=kk)
+    dist, idx = dist.reshape(U.shape[0], kk), idx.reshape(U.shape[0], kk)
+    # Column 0 is the unique row itself: its other copies sit at distance 0.
+    weight = counts[idx]
+    weight[:, 0] = counts - 1
+    reached = np.cumsum(weight, axis=1) >= k
+    first = reached.argmax(axis=1)  # every row reaches k: n > k rows in all
+    eps_unique = np.where(first == 0, 0.0, dist[np.arange(U.shape[0]), first])
+    return eps_unique[inverse.ravel()]
 
 
 def prior_match_score(Z, prior: str = "gaussian") -> float:

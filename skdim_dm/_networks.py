@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from numbers import Integral
 from typing import NamedTuple
 
 import torch
@@ -285,6 +286,34 @@ class Networks(NamedTuple):
     channel: Channel
 
 
+def _initialize(module: nn.Module, generator: torch.Generator) -> None:
+    """Set the parameters and buffers of a freshly materialized ``module`` as
+    torch's default initializers would, drawing only from ``generator``.
+
+    Layers are visited in registration order, which is construction order for the
+    modules built here, so the weights equal those of a default construction after
+    ``torch.manual_seed(seed)``, without touching torch's global generator (which
+    threads share: fits in two threads used to change each other's weights).
+    """
+    for m in module.modules():
+        if isinstance(m, _DEFAULT_INIT):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                fan_in = m.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        elif isinstance(m, _BATCH_NORMS):
+            m.reset_parameters()  # ones, zeros and fresh statistics: nothing random
+        elif any(True for _ in m.parameters(recurse=False)) or any(
+            True for _ in m.buffers(recurse=False)
+        ):
+            raise TypeError(f"no deterministic initializer for {type(m).__name__}")
+
+
+#: Layers whose default initialization ``_initialize`` reproduces.
+_DEFAULT_INIT = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
 def build_networks(
     n_features: int,
     n_components: int,
@@ -296,42 +325,98 @@ def build_networks(
     input_shape: Sequence[int] | None = None,
     critic: str = "gaussian",
     seed: int = 0,
+    device: str = "cpu",
 ) -> Networks:
     """The encoder, critic and channel of a :class:`NoiseInjectedInfoMax`.
 
     Parameters mean what the estimator's parameters of the same names mean;
     ``base`` is the base distribution the latents are trained to match
-    (``"gaussian"`` or ``"uniform"``). Weights are initialized from ``seed``
-    without touching torch's global random state. A module given as ``encoder``
-    is deep-copied (its weights are the starting point) and a linear head is
-    added when its output width differs from ``n_components``.
+    (``"gaussian"`` or ``"uniform"``). A module given as ``encoder`` is
+    deep-copied (its weights are the starting point) and a linear head is added
+    when its output width differs from ``n_components``.
+
+    Parameters
+    ----------
+    n_features, n_components : int
+        Input width and latent dimension.
+    base : {"gaussian", "uniform"} or Base, default="gaussian"
+    noise_level : float
+        The channel's noise level (see :func:`noise_level_to_capacity`).
+    encoder : {"mlp", "conv"} or torch.nn.Module, default="mlp"
+    hidden_layer_sizes : sequence of int, default=(256, 256)
+    input_shape : (channels, height, width) or None, default=None
+    critic : str, default="gaussian"
+        A name from ``CRITICS``.
+    seed : int, default=0
+        Seeds the initial weights through a local ``torch.Generator``; torch's
+        global random state is neither read nor changed, so fits in several
+        threads do not interfere.
+    device : {"cpu", "meta"}, default="cpu"
+        ``"meta"`` builds the modules without allocating or initializing
+        anything, to check shapes (our layers only; a module ``encoder`` is
+        copied as it is).
 
     Returns
     -------
     Networks
-        ``(encoder, critic, channel)``, on the CPU, in float32.
+        ``(encoder, critic, channel)``, in float32.
+
+    Raises
+    ------
+    ValueError
+        For invalid sizes, shapes or names, before anything is allocated.
+
+    Examples
+    --------
+    >>> from skdim_dm import build_networks
+    >>> nets = build_networks(64, 2, noise_level=0.5, hidden_layer_sizes=(32,))
+    >>> nets.encoder(torch.zeros(3, 64)).shape
+    torch.Size([3, 2])
     """
     base = get_base(base)
-    d = int(n_components)
-    channel = base.channel(noise_level)
+    n_features = _positive_int(n_features, "n_features")
+    d = _positive_int(n_components, "n_components")
+    sizes = tuple(
+        _positive_int(h, "hidden_layer_sizes entries") for h in hidden_layer_sizes
+    )
     if critic not in CRITICS:
         raise ValueError(f"unknown critic {critic!r}; choose from {sorted(CRITICS)}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    if device not in ("cpu", "meta"):
+        raise ValueError(f"device must be 'cpu' or 'meta', got {device!r}")
+    channel = base.channel(noise_level)
+    custom = isinstance(encoder, nn.Module)
+    if custom:
+        backbone = copy.deepcopy(encoder).cpu().float()
+        width = _backbone_width(backbone, n_features)
+    elif encoder == "conv":
+        shape = conv_input_shape(input_shape, n_features)
+    elif encoder != "mlp":
+        raise ValueError(
+            f"encoder must be 'mlp', 'conv' or a torch.nn.Module, got {encoder!r}"
+        )
+    with torch.device("meta"):  # shapes only: no memory, no random draws
         head = None
-        if isinstance(encoder, nn.Module):
-            backbone = copy.deepcopy(encoder).cpu().float()
-            width = _backbone_width(backbone, n_features)
+        if custom:
             if width != d:
                 head = nn.Linear(width, d)
         elif encoder == "conv":
-            backbone = ConvNet(conv_input_shape(input_shape, n_features), d)
-        elif encoder == "mlp":
-            backbone = mlp(n_features, hidden_layer_sizes, d)
+            backbone = ConvNet(shape, d)
         else:
-            raise ValueError(
-                f"encoder must be 'mlp', 'conv' or a torch.nn.Module, got {encoder!r}"
-            )
-        net = Encoder(backbone, base.normalization(d), head)
+            backbone = mlp(n_features, sizes, d)
+        norm = base.normalization(d)
         scorer = CRITICS[critic](d, channel)
-    return Networks(net, scorer, channel)
+    fresh = [
+        m for m in (None if custom else backbone, head, norm, scorer) if m is not None
+    ]
+    if device == "cpu":
+        generator = torch.Generator().manual_seed(int(seed))
+        for m in fresh:  # in the order a default construction draws them
+            m.to_empty(device="cpu")
+            _initialize(m, generator)
+    return Networks(Encoder(backbone, norm, head), scorer, channel)
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)

@@ -18,6 +18,7 @@ normalization belong to which target is decided once, by the base objects of
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -35,10 +36,31 @@ __all__ = [
 
 
 def _positive(value: float, name: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     v = float(value)
     if not v > 0 or not math.isfinite(v):
         raise ValueError(f"{name} must be a positive finite number, got {v!r}")
     return v
+
+
+def _dimension(n_components) -> int:
+    if isinstance(n_components, bool) or not isinstance(n_components, Integral):
+        raise ValueError(f"n_components must be a positive int, got {n_components!r}")
+    if n_components < 1:
+        raise ValueError(f"n_components must be a positive int, got {n_components!r}")
+    return int(n_components)
+
+
+def _checked(value: float, what: str) -> float:
+    """``value`` when it is a positive finite float; a clear error otherwise
+    (extreme arguments overflow or underflow the formulas)."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"{what} is out of the representable range ({value!r}); use a "
+            "moderate value"
+        )
+    return value
 
 
 class Channel:
@@ -90,12 +112,20 @@ class GaussianChannel(Channel):
     @staticmethod
     def capacity_for(noise_level: float, n_components: int) -> float:
         s = _positive(noise_level, "noise_level")
-        return 0.5 * int(n_components) * math.log1p(1.0 / (s * s))
+        d = _dimension(n_components)
+        if s < 1e-100:  # s * s would underflow: 0.5 log(1 + 1/s^2) = -log s + ...
+            return _checked(d * -math.log(s), f"the capacity at noise_level={s!r}")
+        c = 0.5 * d * math.log1p(1.0 / (s * s))
+        return _checked(c, f"the capacity at noise_level={s!r}")
 
     @staticmethod
     def noise_level_for(capacity: float, n_components: int) -> float:
-        per = _positive(capacity, "capacity") / int(n_components)
-        return 1.0 / math.sqrt(math.expm1(2.0 * per))
+        per = _positive(capacity, "capacity") / _dimension(n_components)
+        what = f"the noise level for capacity {capacity!r}"
+        try:
+            return _checked(1.0 / math.sqrt(math.expm1(2.0 * per)), what)
+        except (OverflowError, ZeroDivisionError):
+            raise ValueError(f"{what} is out of the representable range") from None
 
     def __call__(self, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         xi = torch.randn(e.shape, generator=generator, device=e.device, dtype=e.dtype)
@@ -139,12 +169,17 @@ class UniformChannel(Channel):
     @staticmethod
     def capacity_for(noise_level: float, n_components: int) -> float:
         s = _positive(noise_level, "noise_level")
-        return int(n_components) * math.log1p(1.0 / (2.0 * s))
+        c = _dimension(n_components) * math.log1p(1.0 / (2.0 * s))
+        return _checked(c, f"the capacity at noise_level={s!r}")
 
     @staticmethod
     def noise_level_for(capacity: float, n_components: int) -> float:
-        per = _positive(capacity, "capacity") / int(n_components)
-        return 1.0 / (2.0 * math.expm1(per))
+        per = _positive(capacity, "capacity") / _dimension(n_components)
+        what = f"the noise level for capacity {capacity!r}"
+        try:
+            return _checked(1.0 / (2.0 * math.expm1(per)), what)
+        except (OverflowError, ZeroDivisionError):
+            raise ValueError(f"{what} is out of the representable range") from None
 
     def __call__(self, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         u = torch.rand(e.shape, generator=generator, device=e.device, dtype=e.dtype)

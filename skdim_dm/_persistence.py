@@ -405,7 +405,7 @@ def _load(cls, path: Path, config: dict):
     return est
 
 
-def _build(est, prior, fitted, path):
+def _build(est, prior, fitted, path, device="cpu"):
     n_features = fitted.get("n_features_in_")
     noise_level = fitted.get("noise_level_")
     if not (isinstance(n_features, int) and not isinstance(n_features, bool)):
@@ -422,6 +422,7 @@ def _build(est, prior, fitted, path):
             hidden_layer_sizes=est.hidden_layer_sizes,
             input_shape=est.input_shape,
             critic=est.critic,
+            device=device,
         )
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot rebuild the networks: {exc}") from None
@@ -443,8 +444,7 @@ def _rebuild_modules(est, prior, names, fitted, weights, path) -> dict:
         states[name] = {
             k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)
         }
-    with torch.device("meta"):
-        shapes = _build(est, prior, fitted, path)
+    shapes = _build(est, prior, fitted, path, device="meta")
     for name, state in states.items():
         expected = getattr(shapes, roles[name]).state_dict()
         mismatch = sorted(set(expected) ^ set(state)) or [

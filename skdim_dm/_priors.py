@@ -20,6 +20,7 @@ parameter-validation entry for ``prior=``; the finer checks live in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -125,6 +126,30 @@ def _is_frozen_continuous(obj) -> bool:
     return isinstance(getattr(obj, "dist", None), stats.rv_continuous) and all(
         callable(getattr(obj, m, None)) for m in ("ppf", "isf", "cdf", "sf")
     )
+
+
+#: Probabilities at which a scipy prior's quantile function is checked.
+_CHECK_PROBS = np.array([1e-6, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0 - 1e-6])
+
+
+def _check_distribution(dist, where: str = "prior") -> None:
+    """Refuse a frozen scipy distribution with invalid parameters (``beta(-1, 2)``,
+    ``norm(scale=-1)``, ``expon(scale=0)``): scipy freezes them silently and
+    returns NaN from every method, which would make NaN latents."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = np.asarray(dist.ppf(_CHECK_PROBS), dtype=np.float64)
+    except Exception as exc:  # scipy raises various errors for bad arguments
+        raise ValueError(
+            f"{where} {describe_distribution(dist)} cannot be evaluated: {exc}"
+        ) from None
+    if q.shape != _CHECK_PROBS.shape or np.isnan(q).any() or not np.all(np.diff(q) > 0):
+        raise ValueError(
+            f"{where} {describe_distribution(dist)} has invalid parameters: its "
+            "quantile function is not defined and increasing (scipy returns NaN "
+            "for, e.g., a negative scale or shape)"
+        )
 
 
 def _is_frozen_discrete(obj) -> bool:
@@ -365,6 +390,7 @@ def _resolve(prior) -> Prior:
             f"distribution, a list of them, or a FlowPrior; got {prior!r}"
         )
     if _is_frozen_continuous(prior):
+        _check_distribution(prior)
         return _MarginalPrior([prior], broadcast=True)
     if _is_frozen_discrete(prior):
         raise ValueError(
@@ -381,6 +407,8 @@ def _resolve(prior) -> Prior:
                 "a list prior must hold frozen scipy.stats continuous distributions "
                 f"(e.g. scipy.stats.expon()); item {bad[0]} is {prior[bad[0]]!r}"
             )
+        for i, dist in enumerate(prior):
+            _check_distribution(dist, f"prior item {i},")
         return _MarginalPrior(prior, broadcast=False)
     if isinstance(prior, tuple):
         if len(prior) != 2 or not all(callable(f) for f in prior):
