@@ -21,6 +21,7 @@ from ._objective import (
     Normalization,
     SigmoidNormalization,
     UniformChannel,
+    WhiteningNormalization,
 )
 
 __all__ = [
@@ -81,7 +82,8 @@ class Base:
     def channel(self, noise_level: float) -> Channel:
         return self.channel_type(noise_level)
 
-    def normalization(self, n_components: int) -> Normalization:
+    def normalization(self, n_components: int, whiten: bool = False) -> Normalization:
+        """The encoder's last layer; ``whiten`` asks for decorrelated components."""
         raise NotImplementedError
 
     def capacity(self, noise_level: float, n_components: int) -> float:
@@ -90,11 +92,16 @@ class Base:
     def noise_level(self, capacity: float, n_components: int) -> float:
         return self.channel_type.noise_level_for(capacity, n_components)
 
-    def auto_capacity(self, n_components: int, batch_size: int) -> float:
-        return min(
-            self.auto_per_component * n_components,
-            self.auto_cap * math.log(batch_size),
-        )
+    def auto_capacity(
+        self, n_components: int, batch_size: int, sliced: bool = False
+    ) -> float:
+        """The ``"auto"`` capacity. InfoNCE cannot measure more than
+        ``log(batch_size)`` per bound: the joint objective has one bound for all
+        components, the sliced objective one per component."""
+        cap = self.auto_cap * math.log(batch_size)
+        if sliced:
+            return n_components * min(self.auto_per_component, cap)
+        return min(self.auto_per_component * n_components, cap)
 
     # --------------------------------------------------------- distribution
     def sample(self, rng: np.random.Generator, shape) -> np.ndarray:
@@ -138,7 +145,9 @@ class GaussianBase(Base):
     auto_per_component = 1.15
     auto_cap = 0.5
 
-    def normalization(self, n_components: int) -> Normalization:
+    def normalization(self, n_components: int, whiten: bool = False) -> Normalization:
+        if whiten:
+            return WhiteningNormalization(n_components)
         return BatchNormalization(n_components)
 
     def sample(self, rng, shape):
@@ -170,7 +179,9 @@ class UniformBase(Base):
     auto_per_component = 2.4
     auto_cap = 0.8
 
-    def normalization(self, n_components: int) -> Normalization:
+    def normalization(self, n_components: int, whiten: bool = False) -> Normalization:
+        if whiten:
+            raise ValueError("whiten=True needs the Gaussian prior")
         return SigmoidNormalization()
 
     def sample(self, rng, shape):

@@ -71,6 +71,7 @@ _FITTED = (
     "n_features_in_",
     "feature_names_in_",
     "n_iter_",
+    "n_steps_",
     "history_",
     "mutual_info_",
     "capacity_",
@@ -211,7 +212,7 @@ default="gaussian"
         ``(channels, height, width)`` of the flattened images for
         ``encoder="conv"``; ``None`` means one square channel.
 
-    critic : {"gaussian", "gaussian-adaptive", "separable", "dense"}, \
+    critic : {"gaussian", "gaussian-adaptive", "student", "separable", "dense"}, \
             default="gaussian"
         Scores ``T(y, e)`` of all ``N x N`` pairs in a batch. ``"gaussian"``: the
         channel's own log density ratio (for the uniform prior, the
@@ -227,6 +228,28 @@ default="gaussian"
         ``O(N d h + N^2 m)``. ``"dense"``: the authors' MLP on concatenated pairs,
         ``O(N^2 h^2)``: it dominates a training step (about 4 s per step at batch
         512 on 2 CPU cores). Measured costs are in ``benchmarks/RESULTS.md``.
+        ``"student"`` (Gaussian prior): the exact critic with its Gaussian kernel
+        replaced by a heavy-tailed Student-t kernel of the same scale (5 degrees
+        of freedom); with ``augmentation="neighbors"`` it keeps classes apart
+        where the Gaussian kernel crowds them (see ``benchmarks/RESULTS.md``).
+
+    objective : {"joint", "sliced"}, default="joint"
+        ``"joint"``: one InfoNCE bound on the mutual information of the whole
+        latent vector through the noisy channel, the paper's objective; its
+        capacity is capped by ``log(batch_size)``. ``"sliced"`` (Gaussian prior,
+        critic ``"gaussian"`` or ``"student"``): at every step the latents are
+        rotated by a random orthogonal matrix and each coordinate gets its own
+        one-dimensional bound through its own channel; the bounds are summed.
+        Each slice's capacity is capped separately, so the total is not, and a
+        law whose every one-dimensional projection is Gaussian is jointly
+        Gaussian. ``mutual_info_`` is then the sum of the slices' estimates and
+        ``kl_upper_bound_`` bounds the summed KL of the noise-smoothed slices.
+
+    whiten : bool, default=False
+        Gaussian prior: whiten the encoder output (zero mean, identity
+        covariance, by batch Cholesky whitening while training and the exact
+        statistics of the training set after it) instead of standardizing each
+        component (batch normalization), so that components are decorrelated.
 
     augmentation : {"gaussian", "neighbors"} or callable, default="gaussian"
         How the two views are made. ``"gaussian"`` is the paper's input channel
@@ -266,6 +289,12 @@ default="gaussian"
 
     batch_size : int, default=512
         Pairs per InfoNCE batch (capped at the training set size).
+
+    max_steps : int or None, default=None
+        When set, training runs exactly this many optimizer steps, whatever the
+        data size (``max_epochs`` is then ignored, and the cosine schedule spans
+        the steps): small data sets get enough updates, large ones a bounded
+        budget.
 
     max_epochs : int, default=100
         Maximum passes over the training data.
@@ -331,6 +360,9 @@ default="gaussian"
     feature_names_in_ : ndarray of str
         Defined only when ``X`` has string feature names.
 
+    n_steps_ : int
+        Optimizer steps taken.
+
     n_iter_ : int
         Epochs run.
 
@@ -386,11 +418,14 @@ default="gaussian"
         "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
         "critic": [StrOptions(set(CRITICS))],
+        "objective": [StrOptions({"joint", "sliced"})],
+        "whiten": ["boolean"],
         "augmentation": [StrOptions(set(VIEWS)), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"features", "global"}), None],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, MAX_LEARNING_RATE, closed="right")],
         "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
@@ -419,11 +454,14 @@ default="gaussian"
         hidden_layer_sizes=(256, 256),
         input_shape=None,
         critic="gaussian",
+        objective="joint",
+        whiten=False,
         augmentation="gaussian",
         n_neighbors=10,
         input_noise=0.2,
         standardize="features",
         batch_size=512,
+        max_steps=None,
         max_epochs=100,
         learning_rate=1e-3,
         learning_rate_schedule="constant",
@@ -444,11 +482,14 @@ default="gaussian"
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
         self.critic = critic
+        self.objective = objective
+        self.whiten = whiten
         self.augmentation = augmentation
         self.n_neighbors = n_neighbors
         self.input_noise = input_noise
         self.standardize = standardize
         self.batch_size = batch_size
+        self.max_steps = max_steps
         self.max_epochs = max_epochs
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
@@ -521,17 +562,21 @@ default="gaussian"
         )
         views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
         batch = min(self.batch_size, X_train.shape[0])
+        sliced = self.objective == "sliced"
         if self.noise_level == "auto":
-            capacity = base.auto_capacity(self.n_components, batch)
+            capacity = base.auto_capacity(self.n_components, batch, sliced=sliced)
             noise_level = base.noise_level(capacity, self.n_components)
         else:
             noise_level = float(self.noise_level)
         capacity = base.capacity(noise_level, self.n_components)
-        if capacity > math.log(batch):
+        # The sliced objective has one bound per component, the joint one in all.
+        per_bound = capacity / self.n_components if sliced else capacity
+        if per_bound > math.log(batch):
             warnings.warn(
-                f"capacity {capacity:.2f} nats exceeds log(batch_size) = "
-                f"{math.log(batch):.2f}: InfoNCE cannot reach it, so the MI estimate "
-                "saturates and matching weakens. Raise noise_level or batch_size.",
+                f"capacity {per_bound:.2f} nats per InfoNCE bound exceeds "
+                f"log(batch_size) = {math.log(batch):.2f}: InfoNCE cannot reach it, "
+                "so the MI estimate saturates and matching weakens. Raise "
+                "noise_level or batch_size.",
                 CapacityWarning,
                 stacklevel=5,
             )
@@ -546,6 +591,8 @@ default="gaussian"
             if self.input_shape is None
             else tuple(int(s) for s in self.input_shape),
             "critic": self.critic,
+            "objective": self.objective,
+            "whiten": bool(self.whiten),
         }
         return _FitPlan(
             X_train,
@@ -580,6 +627,7 @@ default="gaussian"
         config = TrainConfig(
             batch_size=plan.batch_size,
             max_epochs=self.max_epochs,
+            max_steps=self.max_steps,
             learning_rate=self.learning_rate,
             learning_rate_schedule=self.learning_rate_schedule,
             early_stopping=self.early_stopping,
@@ -632,6 +680,7 @@ default="gaussian"
         self.prior_ = plan.prior
         self.mean_, self.scale_ = plan.mean, plan.scale
         self.n_iter_ = result.n_iter
+        self.n_steps_ = result.n_steps
         self.history_ = result.history
         self.noise_level_ = plan.network_params["noise_level"]
         self.capacity_ = plan.capacity

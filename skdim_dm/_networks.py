@@ -29,6 +29,9 @@ __all__ = [
     "AnalyticCritic",
     "AdaptiveGaussianCritic",
     "CRITICS",
+    "SLICEABLE",
+    "StudentCritic",
+    "SlicedCritic",
     "Networks",
     "build_networks",
     "conv_input_shape",
@@ -146,8 +149,14 @@ class Critic(nn.Module):
     Subclasses are built as ``cls(n_components, channel)``.
     """
 
-    def observe(self, e_noisy: torch.Tensor, e_clean: torch.Tensor) -> None:
-        """See the two branches' latents of a batch before the noise is added."""
+    def observe(
+        self,
+        e_noisy: torch.Tensor,
+        e_clean: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """See the two branches' latents of a batch before the noise is added
+        (and the step's generator, for critics that draw something per batch)."""
 
 
 class DenseCritic(Critic):
@@ -219,7 +228,7 @@ class AdaptiveGaussianCritic(AnalyticCritic):
             raise ValueError("critic='gaussian-adaptive' needs the Gaussian prior")
         super().__init__(n_components, channel)
 
-    def observe(self, e_noisy: torch.Tensor, e_clean: torch.Tensor) -> None:
+    def observe(self, e_noisy, e_clean, generator=None) -> None:
         a, b = e_noisy.detach(), e_clean.detach()
         cov = (a * b).mean(0) - a.mean(0) * b.mean(0)
         c = cov / (a.var(0, unbiased=False) * b.var(0, unbiased=False)).sqrt()
@@ -229,14 +238,99 @@ class AdaptiveGaussianCritic(AnalyticCritic):
         return self.channel.log_density_ratio(y, e, corr=self._corr)
 
 
+class StudentCritic(AnalyticCritic):
+    """The Gaussian channel's ratio with a heavy-tailed (Student-t) kernel.
+
+    ``T(y, e) = -(nu + d)/2 log(1 + ||y - rho e||^2 / (nu p^2)) + ||y||^2 / 2``:
+    the exact critic's Gaussian kernel ``exp(-||y - rho e||^2 / (2 p^2))``
+    replaced by a Student-t kernel of the same scale and ``nu = dof`` degrees of
+    freedom (``nu -> inf`` gives the exact critic back). With neighbor views the
+    positive pairs are neighbors, not noisy copies: the Gaussian kernel's
+    quadratic penalty lets the few pairs that cross between classes pull classes
+    together (the crowding of SNE), while the heavy tail tolerates them and keeps
+    classes apart, as t-SNE and UMAP do (Damrich et al., ICLR 2023). It is still
+    a critic of the same InfoNCE bound through the same noisy channel.
+    """
+
+    dof = 5.0
+
+    def __init__(self, n_components: int, channel: Channel):
+        if not isinstance(channel, GaussianChannel):
+            raise ValueError("critic='student' needs the Gaussian prior")
+        super().__init__(n_components, channel)
+
+    def forward(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        p = self.channel.p
+        rho = math.sqrt(1.0 - p * p)
+        dist2 = _sq_distances(y, rho * e)
+        nu, d = self.dof, y.shape[-1]
+        yy = 0.5 * (y * y).sum(-1, keepdim=True)
+        return yy - 0.5 * (nu + d) * torch.log1p(dist2 / (nu * p * p))
+
+
+def _sq_distances(y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """``||y_i - e_j||^2`` for all pairs, over the last dimension (batched)."""
+    yy = (y * y).sum(-1, keepdim=True)
+    ee = (e * e).sum(-1).unsqueeze(-2)
+    return (yy + ee - 2.0 * y @ e.transpose(-1, -2)).clamp_min(0.0)
+
+
+class SlicedCritic(Critic):
+    """An analytic critic applied to random one-dimensional slices of the latents.
+
+    At every batch the latents are rotated by a fresh random orthogonal matrix
+    (drawn from the step's generator) and ``kernel`` scores each rotated
+    coordinate on its own: the scores have shape ``(slices, N, N)`` and the
+    InfoNCE bound is summed over slices. Each slice is a one-dimensional channel
+    whose capacity is capped by ``log N`` separately, so the total capacity is no
+    longer capped by ``log(batch_size)``; each one-dimensional channel is maximized
+    by a Gaussian input, and a law whose every projection is Gaussian is jointly
+    Gaussian (Cramer-Wold). The rotation commutes with the isotropic channel
+    noise, so rotating after the noise is the same as before it. With more than
+    ``max_slices`` components, that many orthonormal directions are drawn per
+    batch and the sum is rescaled to all ``d``.
+    """
+
+    max_slices = 16
+
+    def __init__(self, n_components: int, channel: Channel, kernel: type[Critic]):
+        super().__init__()
+        self.kernel = kernel(1, channel)
+        self.n_components = int(n_components)
+        self._rotation = None
+
+    def observe(self, e_noisy, e_clean, generator=None) -> None:
+        self.kernel.observe(e_noisy, e_clean, generator)
+        d = self.n_components
+        z = torch.randn(
+            (d, d), generator=generator, device=e_noisy.device, dtype=e_noisy.dtype
+        )
+        q, r = torch.linalg.qr(z)
+        q = q * torch.sign(torch.diagonal(r))  # Haar-distributed
+        self._rotation = q[:, : min(d, self.max_slices)]
+
+    def forward(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        if self._rotation is None:  # scoring outside training: the identity frame
+            eye = torch.eye(self.n_components, device=y.device, dtype=y.dtype)
+            self._rotation = eye[:, : min(self.n_components, self.max_slices)]
+        q = self._rotation
+        ys = (y @ q).T.unsqueeze(-1)  # (slices, N, 1)
+        es = (e @ q).T.unsqueeze(-1)
+        scale = self.n_components / q.shape[1]
+        return scale * self.kernel(ys, es)
+
+
 #: ``critic=`` names and their classes. A new critic is a :class:`Critic`
 #: subclass registered here.
 CRITICS: dict[str, type[Critic]] = {
     "gaussian": AnalyticCritic,
     "gaussian-adaptive": AdaptiveGaussianCritic,
+    "student": StudentCritic,
     "separable": SeparableCritic,
     "dense": DenseCritic,
 }
+#: Critics that ``objective="sliced"`` can apply slice by slice.
+SLICEABLE = ("gaussian", "student")
 
 
 def conv_input_shape(input_shape, n_features: int) -> tuple[int, int, int]:
@@ -302,7 +396,7 @@ def _initialize(module: nn.Module, generator: torch.Generator) -> None:
                 fan_in = m.weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
                 nn.init.uniform_(m.bias, -bound, bound, generator=generator)
-        elif isinstance(m, _BATCH_NORMS):
+        elif isinstance(m, (*_BATCH_NORMS, Normalization)):
             m.reset_parameters()  # ones, zeros and fresh statistics: nothing random
         elif any(True for _ in m.parameters(recurse=False)) or any(
             True for _ in m.buffers(recurse=False)
@@ -324,6 +418,8 @@ def build_networks(
     hidden_layer_sizes: Sequence[int] = (256, 256),
     input_shape: Sequence[int] | None = None,
     critic: str = "gaussian",
+    objective: str = "joint",
+    whiten: bool = False,
     seed: int = 0,
     device: str = "cpu",
 ) -> Networks:
@@ -347,6 +443,12 @@ def build_networks(
     input_shape : (channels, height, width) or None, default=None
     critic : str, default="gaussian"
         A name from ``CRITICS``.
+    objective : {"joint", "sliced"}, default="joint"
+        ``"sliced"`` applies the critic (one of ``SLICEABLE``) to random
+        one-dimensional slices of the latents (:class:`SlicedCritic`).
+    whiten : bool, default=False
+        Gaussian base only: whiten the encoder output (identity covariance)
+        instead of standardizing each component.
     seed : int, default=0
         Seeds the initial weights through a local ``torch.Generator``; torch's
         global random state is neither read nor changed, so fits in several
@@ -381,6 +483,12 @@ def build_networks(
     )
     if critic not in CRITICS:
         raise ValueError(f"unknown critic {critic!r}; choose from {sorted(CRITICS)}")
+    if objective not in ("joint", "sliced"):
+        raise ValueError(f"objective must be 'joint' or 'sliced', got {objective!r}")
+    if objective == "sliced" and critic not in SLICEABLE:
+        raise ValueError(
+            f"objective='sliced' needs one of the critics {SLICEABLE}, got {critic!r}"
+        )
     if device not in ("cpu", "meta"):
         raise ValueError(f"device must be 'cpu' or 'meta', got {device!r}")
     channel = base.channel(noise_level)
@@ -403,8 +511,11 @@ def build_networks(
             backbone = ConvNet(shape, d)
         else:
             backbone = mlp(n_features, sizes, d)
-        norm = base.normalization(d)
-        scorer = CRITICS[critic](d, channel)
+        norm = base.normalization(d, whiten=whiten)
+        if objective == "sliced":
+            scorer = SlicedCritic(d, channel, CRITICS[critic])
+        else:
+            scorer = CRITICS[critic](d, channel)
     fresh = [
         m for m in (None if custom else backbone, head, norm, scorer) if m is not None
     ]

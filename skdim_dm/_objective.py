@@ -31,6 +31,7 @@ __all__ = [
     "Normalization",
     "BatchNormalization",
     "SigmoidNormalization",
+    "WhiteningNormalization",
     "infonce",
 ]
 
@@ -138,11 +139,12 @@ class GaussianChannel(Channel):
             return self._adaptive_ratio(y, e, corr)
         # log p(y | e) - log N(y; 0, I), up to constants:
         # (||y||^2 - ||y - rho e||^2 / p^2) / 2, expanded to use one matmul.
+        # Batched over leading dimensions (the slices of a sliced critic).
         rho = math.sqrt(1.0 - self.p**2)
         inv = 1.0 / self.p**2
-        yy = (y * y).sum(1, keepdim=True)  # (N, 1)
-        ee = (e * e).sum(1).unsqueeze(0)  # (1, N)
-        ye = y @ e.T
+        yy = (y * y).sum(-1, keepdim=True)  # (..., N, 1)
+        ee = (e * e).sum(-1).unsqueeze(-2)  # (..., 1, N)
+        ye = y @ e.transpose(-1, -2)
         return 0.5 * yy * (1.0 - inv) + inv * rho * ye - 0.5 * inv * rho**2 * ee
 
     def _adaptive_ratio(self, y, e, corr):
@@ -217,6 +219,9 @@ class Normalization(nn.Module):
     def calibrate(self, h: torch.Tensor) -> None:
         """Set inference statistics from the training set's outputs ``h``."""
 
+    def reset_parameters(self) -> None:
+        """Fresh statistics (nothing random)."""
+
 
 class BatchNormalization(nn.BatchNorm1d, Normalization):
     """Zero mean and unit variance per component: ``BatchNorm1d`` without affine.
@@ -247,13 +252,95 @@ class SigmoidNormalization(Normalization):
         return torch.sigmoid(h)
 
 
-def infonce(scores: torch.Tensor) -> torch.Tensor:
-    """InfoNCE lower bound on MI (nats) from an ``(N, N)`` score matrix.
+class WhiteningNormalization(Normalization):
+    """Zero mean and identity covariance: the components are decorrelated, not only
+    standardized.
 
-    ``scores[i, j] = T(y_i, e_j)`` with positives on the diagonal. Returns
-    ``I_hat = log N - mean_j [logsumexp_i T(y_i, e_j) - T(y_j, e_j)]``, which never
-    exceeds ``log N``. The training loss is ``-I_hat``.
+    While training, each batch is whitened by its own statistics (Cholesky:
+    ``e = L^{-1} (h - mean)`` with ``L L^T`` the batch covariance), with the
+    gradient flowing through them, as batch normalization does per component;
+    running averages of the mean and covariance serve inference during training
+    (the validation estimate). :meth:`calibrate` replaces them by the exact
+    statistics of the training set, so ``transform(X_train)`` has zero mean and
+    identity covariance.
+
+    The statistics are kept in float64 whatever dtype the network runs in (and the
+    inference whitening is applied in float64), so the identity holds to float64
+    rounding of the statistics rather than float32's.
     """
-    n = scores.shape[0]
-    lse = torch.logsumexp(scores, dim=0)
-    return math.log(n) - (lse - scores.diagonal()).mean()
+
+    needs_statistics = True
+    #: Ridge added to the batch covariance, relative to its mean variance.
+    eps = 1e-5
+    momentum = 0.1
+    _float64 = ("running_mean", "running_cov")
+
+    def __init__(self, n_components: int):
+        super().__init__()
+        self.n_components = int(n_components)
+        d = self.n_components
+        self.register_buffer("running_mean", torch.zeros(d, dtype=torch.float64))
+        self.register_buffer("running_cov", torch.eye(d, dtype=torch.float64))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.running_mean.zero_()
+            self.running_cov.copy_(torch.eye(self.n_components, dtype=torch.float64))
+
+    def _apply(self, fn, recurse=True):
+        # Keep the statistics in float64 through .float(), .half() and the like;
+        # moves between devices (and to_empty) still apply.
+        saved = {name: getattr(self, name) for name in self._float64}
+        super()._apply(fn, recurse)
+        for name, before in saved.items():
+            after = getattr(self, name)
+            if after.dtype != torch.float64:
+                setattr(self, name, before.to(device=after.device, dtype=torch.float64))
+        return self
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean = h.mean(0)
+            hc = h - mean
+            cov = hc.T @ hc / h.shape[0]
+            ridge = self.eps * cov.diagonal().mean().detach().clamp_min(1e-12)
+            eye = torch.eye(h.shape[1], device=h.device, dtype=h.dtype)
+            chol = torch.linalg.cholesky(cov + ridge * eye)
+            with torch.no_grad():
+                m = self.momentum
+                self.running_mean.mul_(1 - m).add_(m * mean.detach().double())
+                self.running_cov.mul_(1 - m).add_(m * cov.detach().double())
+            return torch.linalg.solve_triangular(chol, hc.T, upper=False).T
+        mean, cov = self.running_mean, self.running_cov
+        ridge = self.eps * cov.diagonal().mean().clamp_min(1e-12)
+        eye = torch.eye(cov.shape[0], device=cov.device, dtype=cov.dtype)
+        chol = torch.linalg.cholesky(cov + ridge * eye)
+        hc = (h.to(torch.float64) - mean).T
+        return torch.linalg.solve_triangular(chol, hc, upper=False).T.to(h.dtype)
+
+    @torch.no_grad()
+    def calibrate(self, h: torch.Tensor) -> None:
+        h = h.to(torch.float64)
+        mean = h.mean(0)
+        hc = h - mean
+        cov = hc.T @ hc / h.shape[0]
+        # forward adds eps * mean variance: store cov minus that ridge, so the
+        # training latents come out with exactly identity covariance.
+        ridge = self.eps * cov.diagonal().mean()
+        eye = torch.eye(cov.shape[0], device=cov.device, dtype=cov.dtype)
+        self.running_mean.copy_(mean)
+        self.running_cov.copy_(cov - ridge / (1.0 + self.eps) * eye)
+
+
+def infonce(scores: torch.Tensor) -> torch.Tensor:
+    """InfoNCE lower bound on MI (nats) from a ``(..., N, N)`` score array.
+
+    ``scores[..., i, j] = T(y_i, e_j)`` with positives on the diagonal. Returns
+    ``I_hat = log N - mean_j [logsumexp_i T(y_i, e_j) - T(y_j, e_j)]``, which never
+    exceeds ``log N``, summed over any leading dimensions (the slices of a sliced
+    critic). The training loss is ``-I_hat``.
+    """
+    n = scores.shape[-1]
+    lse = torch.logsumexp(scores, dim=-2)
+    diag = scores.diagonal(dim1=-2, dim2=-1)
+    return (math.log(n) - (lse - diag).mean(-1)).sum()

@@ -422,6 +422,8 @@ def _build(est, prior, fitted, path, device="cpu"):
             hidden_layer_sizes=est.hidden_layer_sizes,
             input_shape=est.input_shape,
             critic=est.critic,
+            objective=est.objective,
+            whiten=est.whiten,
             device=device,
         )
     except (TypeError, ValueError) as exc:

@@ -38,6 +38,8 @@ class TrainConfig:
     max_epochs: int
     learning_rate: float
     learning_rate_schedule: str = "constant"
+    #: When set, train exactly this many steps (max_epochs is then ignored).
+    max_steps: int | None = None
     early_stopping: bool = False
     n_iter_no_change: int = 10
     tol: float = 1e-3
@@ -49,6 +51,7 @@ class TrainConfig:
 class TrainResult:
     history: list[dict] = field(default_factory=list)
     n_iter: int = 0
+    n_steps: int = 0
     interrupted: bool = False
     stopped_by: str = "max_epochs"
 
@@ -65,7 +68,7 @@ def _pair_mi(
     latents only."""
     n = view_a.shape[0]
     e = encoder(torch.cat([view_a, view_b]))
-    critic.observe(e[:n], e[n:])
+    critic.observe(e[:n], e[n:], generator)
     y = channel(e[:n], generator)
     return infonce(critic(y, e[n:]))
 
@@ -146,8 +149,12 @@ def train(
     n = X.shape[0]
     bs = min(config.batch_size, n)
     n_batches = max(n // bs, 1)
-    # "cosine": anneal from learning_rate to 0 over max_epochs, set per step.
-    total_steps = config.max_epochs * n_batches
+    if config.max_steps is None:
+        max_epochs, total_steps = config.max_epochs, config.max_epochs * n_batches
+    else:
+        total_steps = config.max_steps
+        max_epochs = -(-total_steps // n_batches)
+    # "cosine": anneal from learning_rate to 0 over all steps, set per step.
     cosine = config.learning_rate_schedule == "cosine"
     result = TrainResult()
     best_val, best_state, since_best = -math.inf, None, 0
@@ -156,9 +163,7 @@ def train(
     # force a sync every step, so there the check runs once per epoch.
     check_each_step = X.device.type == "cpu"
 
-    bar = tqdm(
-        range(config.max_epochs), disable=not config.verbose, desc="fit", unit="epoch"
-    )
+    bar = tqdm(range(max_epochs), disable=not config.verbose, desc="fit", unit="epoch")
     try:
         for epoch in bar:
             t0 = time.perf_counter()
@@ -166,7 +171,8 @@ def train(
             critic.train()
             order = torch.randperm(n, generator=generator, device=X.device)
             total = torch.zeros((), device=X.device)
-            for k in range(n_batches):
+            steps = min(n_batches, total_steps - result.n_steps)
+            for k in range(steps):
                 if cosine:
                     done = (epoch * n_batches + k) / total_steps
                     lr = 0.5 * config.learning_rate * (1.0 + math.cos(math.pi * done))
@@ -180,8 +186,9 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 (-mi).backward()
                 optimizer.step()
+                result.n_steps += 1
                 total += mi.detach()
-            mi_epoch = float(total) / n_batches
+            mi_epoch = float(total) / steps
             if not (math.isfinite(mi_epoch) and math.isfinite(float(mi.detach()))):
                 raise FloatingPointError(
                     f"the InfoNCE loss became non-finite at epoch {epoch + 1}. Likely "

@@ -1,0 +1,166 @@
+"""Joint matching and information (issue 10): whitening, sliced objective, the
+Student-t critic and step budgets."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from skdim_dm import NoiseInjectedInfoMax
+from skdim_dm._base import get_base
+from skdim_dm._networks import AnalyticCritic, SlicedCritic, StudentCritic
+from skdim_dm._objective import WhiteningNormalization
+
+FAST = dict(hidden_layer_sizes=(32,), device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return load_digits().data
+
+
+@pytest.mark.parametrize("objective", ["joint", "sliced"])
+def test_whitening_makes_training_latents_exactly_white(X, objective):
+    est = NoiseInjectedInfoMax(
+        n_components=6, whiten=True, objective=objective, max_steps=30, **FAST
+    ).fit(X)
+    Z = est.transform(X)  # float64 input: float64 inference
+    assert np.abs(Z.mean(0)).max() < 1e-6
+    cov = np.cov(Z, rowvar=False, bias=True)
+    assert np.abs(cov - np.eye(6)).max() < 1e-6
+    # Per-component batch normalization standardizes but does not decorrelate.
+    plain = NoiseInjectedInfoMax(n_components=6, max_steps=30, **FAST).fit(X)
+    cov_plain = np.cov(plain.transform(X), rowvar=False, bias=True)
+    assert np.abs(cov_plain - np.eye(6)).max() > 1e-3
+
+
+def test_whitening_statistics_stay_float64():
+    norm = WhiteningNormalization(3).float()
+    assert norm.running_cov.dtype == torch.float64
+    h = torch.randn(500, 3, generator=torch.Generator().manual_seed(0)) @ torch.tensor(
+        [[2.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 0.1]]
+    )
+    norm.calibrate(h)
+    norm.eval()
+    z = norm(h.double()).numpy()
+    assert np.abs(np.cov(z, rowvar=False, bias=True) - np.eye(3)).max() < 1e-9
+    # Batch whitening while training: L^{-1} (h - mean), L L^T = cov + ridge I.
+    norm.train()
+    zt = norm(h.double()).detach().numpy()
+    hn = h.double().numpy()
+    hc = hn - hn.mean(0)
+    cov = hc.T @ hc / len(hn)
+    chol = np.linalg.cholesky(cov + norm.eps * np.trace(cov) / 3 * np.eye(3))
+    np.testing.assert_allclose(zt, np.linalg.solve(chol, hc.T).T, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"whiten": True},
+        {"objective": "sliced", "whiten": True},
+        {"critic": "student", "augmentation": "neighbors"},
+        {"objective": "sliced", "critic": "student"},
+    ],
+    ids=repr,
+)
+def test_new_parts_are_deterministic_under_random_state(X, params):
+    a = NoiseInjectedInfoMax(n_components=3, max_steps=12, **FAST, **params).fit(X)
+    b = NoiseInjectedInfoMax(n_components=3, max_steps=12, **FAST, **params).fit(X)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    assert a.mutual_info_ == b.mutual_info_
+    c = NoiseInjectedInfoMax(
+        n_components=3, max_steps=12, **{**FAST, "random_state": 1}, **params
+    ).fit(X)
+    assert not np.array_equal(a.transform(X), c.transform(X))
+
+
+def test_sliced_objective_measures_beyond_log_batch(X):
+    # d = 8 at 1.15 nats per component is 9.2 nats, more than log(64) = 4.16:
+    # one joint InfoNCE bound cannot exceed log N, eight sliced bounds can.
+    params = dict(n_components=8, batch_size=64, noise_level=0.4, max_steps=150, **FAST)
+    sliced = NoiseInjectedInfoMax(objective="sliced", **params).fit(X)
+    with pytest.warns(UserWarning, match="exceeds log"):
+        joint = NoiseInjectedInfoMax(**params).fit(X)
+    assert joint.mutual_info_ <= math.log(64) + 1e-6
+    assert sliced.mutual_info_ > math.log(64) + 1.0
+    assert sliced.mutual_info_ <= sliced.capacity_ + 0.5
+
+
+def test_sliced_critic_draws_its_rotation_from_the_step_generator():
+    channel = get_base("gaussian").channel(0.5)
+    critic = SlicedCritic(4, channel, AnalyticCritic)
+    e = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    critic.observe(e, e, torch.Generator().manual_seed(1))
+    first = critic(e, e)
+    critic.observe(e, e, torch.Generator().manual_seed(1))
+    assert torch.equal(first, critic(e, e))
+    assert first.shape == (4, 32, 32)
+    q = critic._rotation
+    assert torch.allclose(q.T @ q, torch.eye(4), atol=1e-5)
+    critic.observe(e, e, torch.Generator().manual_seed(2))
+    assert not torch.equal(first, critic(e, e))
+
+
+def test_student_critic_tends_to_the_exact_critic():
+    channel = get_base("gaussian").channel(0.4)
+    g = torch.Generator().manual_seed(0)
+    y, e = (
+        torch.randn(16, 3, generator=g, dtype=torch.float64),
+        torch.randn(16, 3, generator=g, dtype=torch.float64),
+    )
+    exact = AnalyticCritic(3, channel)(y, e)
+    student = StudentCritic(3, channel)
+    student.dof = 1e9
+    assert torch.allclose(student(y, e), exact, atol=1e-5)
+    student.dof = 5.0
+    heavy = student(y, e)
+    # The heavy tail penalizes far pairs less than the Gaussian kernel does.
+    assert (heavy - exact).max() > 1.0
+
+
+def test_max_steps_is_the_budget_whatever_the_data_size(X):
+    for n in (100, 1500):
+        est = NoiseInjectedInfoMax(
+            max_steps=7, batch_size=64, learning_rate_schedule="cosine", **FAST
+        ).fit(X[:n])
+        assert est.n_steps_ == 7
+        assert est.n_iter_ == math.ceil(7 / (n // 64))
+        # The cosine schedule spans the steps: the last step's rate is near 0.
+        assert est.history_[-1]["learning_rate"] < 0.1 * est.learning_rate
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"whiten": True, "prior": "uniform"}, "Gaussian prior"),
+        ({"objective": "sliced", "critic": "separable"}, "sliced"),
+        ({"critic": "student", "prior": "uniform"}, "Gaussian prior"),
+    ],
+)
+def test_incompatible_choices_fail_before_training(X, params, match):
+    epochs = []
+    est = NoiseInjectedInfoMax(
+        max_steps=5, callbacks=[lambda e, logs: epochs.append(e)], **FAST, **params
+    )
+    with pytest.raises(ValueError, match=match):
+        est.fit(X)
+    assert epochs == []
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"whiten": True, "objective": "sliced", "critic": "student"}],
+    ids=repr,
+)
+def test_new_options_round_trip_through_save_and_load(tmp_path, X, params):
+    est = NoiseInjectedInfoMax(n_components=3, max_steps=10, **FAST, **params).fit(X)
+    loaded = NoiseInjectedInfoMax.load(est.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    assert loaded.get_params()["objective"] == "sliced"
