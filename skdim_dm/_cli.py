@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from scipy import stats
 
+from ._augment import VIEWS
 from ._priors import describe_distribution
 
 __all__ = [
@@ -207,7 +208,7 @@ MODEL_OPTIONS: tuple[Option, ...] = (
         ("--augmentation",),
         "augmentation",
         dict(
-            choices=("gaussian", "neighbors"),
+            choices=tuple(VIEWS),  # a view registered in _augment.VIEWS is here too
             default="gaussian",
             help="views: the same sample twice through the input noise (gaussian), "
             "or a sample and one of its nearest neighbors (neighbors; keeps more "
