@@ -112,6 +112,20 @@ class Prior:
         ValueError
             When the prior cannot have ``n_components`` (see
             :meth:`check_n_components`).
+
+        See Also
+        --------
+        sample : Draws from the target instead.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> prior = resolve_prior(stats.expon())
+        >>> rng = np.random.default_rng(0)
+        >>> bool(prior.sample_base(1000, 2, rng).min() < 0)  # N(0, I) draws
+        True
         """
         self.check_n_components(n_components)
         return self.base.sample(rng, (n_samples, n_components))
@@ -128,6 +142,17 @@ class Prior:
         -------
         u : ndarray of shape (n_samples, n_components)
             Values in ``[0, 1]``.
+
+        See Also
+        --------
+        marginal_cdf : The CDF of the target instead.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdim_dm import Prior
+        >>> Prior("gaussian").base_cdf(np.zeros((1, 2)))
+        array([[0.5, 0.5]])
         """
         return self.base.cdf(z)
 
@@ -144,6 +169,19 @@ class Prior:
         -------
         t : ndarray of shape (n_samples, n_components)
             The same latents in the target's space (float32 stays float32).
+
+        See Also
+        --------
+        from_target : The inverse map.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> prior = resolve_prior(stats.expon())
+        >>> prior.to_target(np.zeros((1, 2))).round(4)  # the median of expon
+        array([[0.6931, 0.6931]])
         """
         return z
 
@@ -162,6 +200,19 @@ class Prior:
         -------
         z : ndarray of shape (n_samples, n_components)
             The same latents in the base's space.
+
+        See Also
+        --------
+        to_target : The forward map.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> prior = resolve_prior(stats.expon())
+        >>> prior.from_target(np.full((1, 2), np.log(2))).round(6)
+        array([[0., 0.]])
         """
         return t
 
@@ -185,6 +236,19 @@ class Prior:
         ------
         ValueError
             When the prior cannot have ``n_components``.
+
+        See Also
+        --------
+        sample_base : The draws before the map.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> T = resolve_prior(stats.expon()).sample(1000, 2, np.random.default_rng(0))
+        >>> bool(T.min() > 0)
+        True
         """
         return self.to_target(self.sample_base(n_samples, n_components, rng))
 
@@ -199,10 +263,29 @@ class Prior:
         ----------
         n_components : int
 
+        Returns
+        -------
+        None
+
         Raises
         ------
         ValueError
             When the prior cannot have ``n_components``.
+
+        See Also
+        --------
+        resolve_prior : Calls it when given ``n_components``.
+
+        Examples
+        --------
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> prior = resolve_prior([stats.expon(), stats.norm()])
+        >>> prior.check_n_components(2)
+        >>> prior.check_n_components(3)
+        Traceback (most recent call last):
+        ...
+        ValueError: prior is a list of 2 distributions but n_components=3: give one distribution per component, or a single distribution for all of them
         """
 
     def marginal_cdf(self, t: np.ndarray) -> np.ndarray:
@@ -221,6 +304,19 @@ class Prior:
         -------
         u : ndarray of shape (n_samples, n_components)
             Values in ``[0, 1]``.
+
+        See Also
+        --------
+        base_cdf : The CDF of the base.
+        skdim_dm.metrics.marginal_ks : KS tests built on it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> resolve_prior(stats.expon()).marginal_cdf(np.array([[0.0, np.log(2)]]))
+        array([[0. , 0.5]])
         """
         return self.base_cdf(self.from_target(t))
 
@@ -241,6 +337,17 @@ class Prior:
         ------
         NotImplementedError
             For a :class:`FlowPrior`, whose density needs the map's Jacobian.
+
+        See Also
+        --------
+        skdim_dm.plotting.plot_latents : Draws its contours.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdim_dm import Prior
+        >>> Prior("gaussian").logpdf(np.zeros((1, 2))).round(4)
+        array([-1.8379])
         """
         return self.base.logpdf(t)
 
@@ -460,10 +567,33 @@ class FlowPrior(Prior):
     def logpdf(self, t: np.ndarray) -> np.ndarray:
         """Not available: the density of the target needs the map's Jacobian.
 
+        Parameters
+        ----------
+        t : ndarray of shape (n_samples, n_components)
+            Points in the target's space.
+
+        Returns
+        -------
+        logp : ndarray of shape (n_samples,)
+            Never returned.
+
         Raises
         ------
         NotImplementedError
             Always.
+
+        See Also
+        --------
+        Prior.logpdf : Available for the built-in and ``scipy.stats`` priors.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdim_dm import FlowPrior
+        >>> FlowPrior(np.exp, np.log).logpdf(np.ones((1, 2)))
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: the density of a FlowPrior target needs the Jacobian of its map; evaluate it with the flow itself
         """
         raise NotImplementedError(
             "the density of a FlowPrior target needs the Jacobian of its map; "
