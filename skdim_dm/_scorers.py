@@ -120,31 +120,6 @@ def _latents(estimator, X):
     )
 
 
-_SCORER_PARAMS = """
-    Parameters
-    ----------
-    estimator : NoiseInjectedInfoMax or Pipeline
-        Fitted; in a Pipeline, ``X`` is transformed up to and including the last
-        ``NoiseInjectedInfoMax`` (also inside nested pipelines).
-
-    X : array-like of shape (n_samples, n_features)
-        Data, usually held out.
-
-    y : None
-        Ignored; present for the scorer signature.
-
-    Returns
-    -------
-    score : float
-        {returns}
-
-    Raises
-    ------
-    TypeError
-        When ``estimator`` holds no ``NoiseInjectedInfoMax``.
-"""
-
-
 class _LatentScorer:
     """Score latents of ``X`` by ``sign * metric(Z, **kwargs)``.
 
@@ -280,6 +255,32 @@ def make_latent_scorer(metric, *, greater_is_better=None, **kwargs) -> Callable:
         kwargs=kwargs,
         name=name,
     )
+
+
+# The three ready-made scorers are instances: their numpydoc is set on __doc__.
+_SCORER_PARAMS = """
+    Parameters
+    ----------
+    estimator : NoiseInjectedInfoMax or Pipeline
+        Fitted; in a Pipeline, ``X`` is transformed up to and including the last
+        ``NoiseInjectedInfoMax`` (also inside nested pipelines).
+
+    X : array-like of shape (n_samples, n_features)
+        Data, usually held out.
+
+    y : None
+        Ignored; present for the scorer signature.
+
+    Returns
+    -------
+    score : float
+        {returns}
+
+    Raises
+    ------
+    TypeError
+        When ``estimator`` holds no ``NoiseInjectedInfoMax``.
+"""
 
 
 #: ``-KL(latents || N(0, I))`` in nats (kNN estimate), whatever the estimator's
