@@ -6,16 +6,17 @@ Reproduces the numbers quoted for the core estimator and the metrics module::
 
 ``--mnist`` (or ``SKDIM_DM_MNIST``) adds the fit time of the default estimator on
 flattened MNIST-60k (d = 2, ``standardize="global"``), which takes minutes.
+Writes ``--out`` (JSON, default ``benchmarks/results/core.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
+from _common import MNIST_ENV, RESULTS, load_mnist, setup_threads, write_json
 from scipy import stats
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
@@ -44,9 +45,12 @@ def latent_gaussian_data(n, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default=os.environ.get("SKDIM_DM_MNIST"))
-    parser.add_argument("--out", default=None, help="write the results as JSON")
+    parser.add_argument("--mnist", default=os.environ.get(MNIST_ENV))
+    parser.add_argument(
+        "--out", default=str(RESULTS / "core.json"), help="the results as JSON"
+    )
     args = parser.parse_args(argv)
+    setup_threads(1)
     res = {}
 
     X, y = load_digits(return_X_y=True)
@@ -113,10 +117,7 @@ def main(argv=None):
     print("bootstrap 1024 x 64 on 10,000 points, median s:", np.median(times))
 
     if args.mnist:
-        with np.load(args.mnist) as f:
-            Xm = f["X_train"].reshape(60000, -1).astype(np.float32) / 255
-            Xt = f["X_test"].reshape(10000, -1).astype(np.float32) / 255
-            ym, yt = f["y_train"], f["y_test"]
+        Xm, ym, Xt, yt = load_mnist(args.mnist)
         t = time.perf_counter()
         est = NoiseInjectedInfoMax(standardize="global", random_state=0).fit(Xm)
         fit_s = time.perf_counter() - t
@@ -132,9 +133,7 @@ def main(argv=None):
             "mlp_accuracy": mlp.fit(est.transform(Xm), ym).score(Zt, yt),
         }
         print("MNIST-60k default fit:", res["mnist_default_fit"])
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(res, fh, indent=1, default=float)
+    print(f"wrote {write_json(args.out, res)}")
 
 
 if __name__ == "__main__":

@@ -29,12 +29,12 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/bench_paper_mnist.py --mnist mnist.npz
     OMP_NUM_THREADS=1 python benchmarks/bench_paper_mnist.py --mnist mnist.npz \
         --no-sweep --curve mlp512-C4.61 --budgets 60 120 240 --out curve.json
-    python benchmarks/bench_paper_mnist.py --table --out benchmarks/paper_mnist.json
+    python benchmarks/bench_paper_mnist.py --table --out benchmarks/results/paper_mnist.json
     python benchmarks/bench_paper_mnist.py --quick      # smoke test, a few minutes
 
 The MNIST path may also come from the ``SKDIM_DM_MNIST`` environment variable.
-Writes ``--out`` (JSON, default ``benchmarks/paper_mnist.json``) and a figure
-(``--figure``, default ``benchmarks/paper_mnist.png``); ``--replot`` redraws it.
+Writes ``--out`` (JSON, default ``benchmarks/results/paper_mnist.json``) and a
+figure (``--figure``, default: ``--out`` with ``.png``); ``--replot`` redraws it.
 """
 
 from __future__ import annotations
@@ -42,14 +42,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import RESULTS, load_mnist, machine_summary, setup_threads, write_json
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
@@ -76,18 +75,6 @@ N_BOOT, BOOT_SIZE = 1024, 64
 
 
 # ----------------------------------------------------------------------- data
-def load_mnist(path):
-    path = path or os.environ.get("SKDIM_DM_MNIST")
-    if not path:
-        raise SystemExit("pass --mnist PATH or set SKDIM_DM_MNIST")
-    with np.load(path) as data:
-        out = [
-            (data[k].reshape(len(data[k]), -1) / np.float32(255)).astype(np.float32)
-            for k in ("X_train", "X_test")
-        ]
-        return out[0], data["y_train"].astype(int), out[1], data["y_test"].astype(int)
-
-
 class RandomShift:
     """Augmentation: shift each image by up to ``max_shift`` pixels, plus pixel noise.
 
@@ -594,7 +581,7 @@ def main(argv=None):
     ap.add_argument(
         "--budgets", type=float, nargs="*", default=[30, 60, 120, 180, 300, 450, 600]
     )
-    ap.add_argument("--out", default=str(Path(__file__).with_name("paper_mnist.json")))
+    ap.add_argument("--out", default=str(RESULTS / "paper_mnist.json"))
     ap.add_argument("--figure", default=None)
     ap.add_argument(
         "--replot", action="store_true", help="only redraw the figure from --out"
@@ -620,13 +607,8 @@ def main(argv=None):
         args.capacities = args.capacities[2:3]
         args.max_seconds = min(args.max_seconds, 10)
         args.budgets = args.budgets[:1]
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} logical CPUs (shared), "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})"
-    )
-    if os.environ.get("OMP_NUM_THREADS") != "1":
-        print("warning: run with OMP_NUM_THREADS=1", flush=True)
+    setup_threads(1)
+    machine = machine_summary()
     print(f"machine: {machine}", flush=True)
     result = {
         "benchmark": "paper_mnist",
@@ -639,7 +621,7 @@ def main(argv=None):
     out = Path(args.out)
 
     def save():
-        out.write_text(json.dumps(result, indent=2))
+        write_json(out, result)
 
     t0 = time.perf_counter()
     if not args.no_sweep:

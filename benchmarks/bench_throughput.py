@@ -25,23 +25,20 @@ Usage::
     python benchmarks/bench_throughput.py --quick        # smoke test, < 2 minutes
 
 The MNIST path may also come from the ``SKDIM_DM_MNIST`` environment variable.
-Writes a JSON result (``--out``, default ``benchmarks/throughput.json``).
+Writes a JSON result (``--out``, default ``benchmarks/results/throughput.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import RESULTS, load_mnist, machine_summary, setup_threads, write_json
 from torch import nn
 
 import skdim_dm
@@ -55,20 +52,6 @@ BATCH = 512
 D = 2
 CAPACITY = 2.30  # nats, the paper's best-matching MNIST row
 INPUT_NOISE = 0.2
-
-
-# --------------------------------------------------------------------------- data
-def load_mnist(path: str | None) -> tuple[np.ndarray, np.ndarray]:
-    path = path or os.environ.get("SKDIM_DM_MNIST")
-    if not path:
-        raise SystemExit("pass --mnist PATH or set SKDIM_DM_MNIST")
-    with np.load(path) as data:
-        X_train = data["X_train"].reshape(len(data["X_train"]), -1)
-        X_test = data["X_test"].reshape(len(data["X_test"]), -1)
-    return (
-        (X_train / np.float32(255)).astype(np.float32),
-        (X_test / np.float32(255)).astype(np.float32),
-    )
 
 
 # ----------------------------------------------------------- the bare torch loop
@@ -327,19 +310,12 @@ def main(argv=None):
     parser.add_argument("--mnist", default=None, help="path to mnist.npz")
     parser.add_argument("--quick", action="store_true", help="smoke test")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument(
-        "--out", default=str(Path(__file__).with_name("throughput.json"))
-    )
+    parser.add_argument("--out", default=str(RESULTS / "throughput.json"))
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", UserWarning)
-    if os.environ.get("OMP_NUM_THREADS") != "1":
-        print(
-            "warning: run with OMP_NUM_THREADS=1 (spinning OpenMP threads on a shared "
-            "2-core machine made every number 10-30x slower)",
-            flush=True,
-        )
+    setup_threads(1)
 
-    X_train, X_test = load_mnist(args.mnist)
+    X_train, _, X_test, _ = load_mnist(args.mnist)
     if args.quick:
         repeats = args.repeats or 2
         epochs = 2
@@ -358,11 +334,7 @@ def main(argv=None):
         tbatches = {"mlp": [1, 256, 65536], "conv": [1, 256, 4096]}
         min_seconds, crit_reps = 2.0, 30
 
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
-        f"(shared), torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
-    )
+    machine = machine_summary()
     print(f"machine: {machine}", flush=True)
     t0 = time.perf_counter()
     train_rows, models = bench_training(X_train, configs, repeats, epochs)
@@ -380,7 +352,7 @@ def main(argv=None):
         "critics": critic_rows,
         "wall_s": time.perf_counter() - t0,
     }
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"wrote {args.out} ({result['wall_s']:.0f} s)")
 
 

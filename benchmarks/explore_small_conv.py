@@ -1,15 +1,18 @@
 """Exploration: a small strided ConvNet backbone (user module), input noise 0.5,
 adaptive critic, C = 4.61, 6-minute budget on MNIST. Usage:
 
-    OMP_NUM_THREADS=2 python benchmarks/explore_small_conv.py PATH/mnist.npz
+    OMP_NUM_THREADS=2 python benchmarks/explore_small_conv.py [--mnist PATH]
+
+The MNIST path may also come from the ``SKDIM_DM_MNIST`` environment variable.
+Prints one line per epoch and a summary; writes ``--out`` (JSON, default
+``benchmarks/results/small_conv.json``).
 """
 
-import os
-import sys
+import argparse
 import time
 
-import numpy as np
 import torch
+from _common import RESULTS, load_mnist, setup_threads, write_json
 from sklearn.neural_network import MLPClassifier
 from torch import nn
 
@@ -40,41 +43,45 @@ class SmallConv(nn.Module):
         return self.net(x.reshape(-1, 1, 28, 28))
 
 
-d = np.load(sys.argv[1] if len(sys.argv) > 1 else os.environ["SKDIM_DM_MNIST"])
-X = d["X_train"].reshape(60000, -1).astype(np.float32) / 255
-Xt = d["X_test"].reshape(10000, -1).astype(np.float32) / 255
-t0 = time.time()
-
-
-def budget(epoch, logs):
-    print(epoch, round(time.time() - t0, 1), round(logs["mi"], 3), flush=True)
-    return time.time() - t0 > 360
-
-
-with torch.random.fork_rng():
-    torch.manual_seed(0)
-    net = SmallConv()
-for inoise in [0.5]:
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", default=None, help="path to mnist.npz")
+    parser.add_argument("--seconds", type=float, default=360.0, help="time budget")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(RESULTS / "small_conv.json"))
+    args = parser.parse_args(argv)
+    setup_threads(args.threads)
+    X, y, Xt, yt = load_mnist(args.mnist)
     t0 = time.time()
-    est = NoiseInjectedInfoMax(
-        encoder=net,
-        noise_level=capacity_to_noise_level(4.61, 2),
-        critic="gaussian-adaptive",
-        input_noise=inoise,
-        standardize="global",
-        max_epochs=100,
-        callbacks=[budget],
-        random_state=0,
-    ).fit(X)
-    ft = time.time() - t0
-    Zt = est.transform(Xt)
-    acc = (
-        MLPClassifier(alpha=1.0, max_iter=1000, random_state=0)
-        .fit(est.transform(X), d["y_train"])
-        .score(Zt, d["y_test"])
-    )
-    print(
-        dict(
+
+    def budget(epoch, logs):
+        print(epoch, round(time.time() - t0, 1), round(logs["mi"], 3), flush=True)
+        return time.time() - t0 > args.seconds
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = SmallConv()
+    rows = []
+    for inoise in [0.5]:
+        t0 = time.time()
+        est = NoiseInjectedInfoMax(
+            encoder=net,
+            noise_level=capacity_to_noise_level(4.61, 2),
+            critic="gaussian-adaptive",
+            input_noise=inoise,
+            standardize="global",
+            max_epochs=100,
+            callbacks=[budget],
+            random_state=0,
+        ).fit(X)
+        ft = time.time() - t0
+        Zt = est.transform(Xt)
+        acc = (
+            MLPClassifier(alpha=1.0, max_iter=1000, random_state=0)
+            .fit(est.transform(X), y)
+            .score(Zt, yt)
+        )
+        row = dict(
             input_noise=inoise,
             fit_s=round(ft, 1),
             epochs=est.n_iter_,
@@ -82,6 +89,12 @@ for inoise in [0.5]:
             hz=round(normality_bootstrap(Zt, random_state=0)["henze_zirkler"], 3),
             kl=round(knn_kl_divergence(Zt), 3),
             mlp=acc,
-        ),
-        flush=True,
-    )
+        )
+        print(row, flush=True)
+        rows.append(row)
+    result = {"benchmark": "small_conv", "seconds": args.seconds, "fits": rows}
+    print(f"wrote {write_json(args.out, result)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,9 @@
 
 Estimators: :class:`NoiseInjectedInfoMax` (the transformer) and
 :class:`LatentOutlierDetector` (calibrated p-values on matched latents). Metrics and
-scorers live in :mod:`skdim_dm.metrics`; the most used are re-exported here.
+scorers live in :mod:`skdim_dm.metrics`; the most used are re-exported here. Figures
+of latents against their prior: :mod:`skdim_dm.plotting` (needs matplotlib, imported
+only when drawing). The command line is ``python -m skdim_dm``.
 """
 
 from ._base import capacity_to_noise_level, noise_level_to_capacity

@@ -223,11 +223,13 @@ default="gaussian"
         correlation measured on each batch (no gradient, no parameters); it
         equals ``"gaussian"`` at the optimum and stays sound at high capacity,
         where the exact critic's ``1/noise_level^2`` sharpness punishes every
-        mismatch between views (digits at 6 nats: MI 4.58 vs 3.66 nats).
-        ``"separable"``: two small learned heads and a scaled dot product,
-        ``O(N d h + N^2 m)``. ``"dense"``: the authors' MLP on concatenated pairs,
-        ``O(N^2 h^2)``: it dominates a training step (about 4 s per step at batch
-        512 on 2 CPU cores). Measured costs are in ``benchmarks/RESULTS.md``.
+        mismatch between views (measured on digits and MNIST in
+        ``benchmarks/RESULTS.md``, "The adaptive analytic critic at high
+        capacity"). ``"separable"``: two small learned heads and a scaled dot
+        product, ``O(N d h + N^2 m)``. ``"dense"``: the authors' MLP on
+        concatenated pairs, ``O(N^2 h^2)``: it dominates a training step. The
+        measured cost per step of each critic is in ``benchmarks/RESULTS.md``
+        ("Throughput").
         ``"student"`` (Gaussian prior): the exact critic with its Gaussian kernel
         replaced by a heavy-tailed Student-t kernel of the same scale (5 degrees
         of freedom); with ``augmentation="neighbors"`` it keeps classes apart
@@ -260,16 +262,12 @@ default="gaussian"
         principal components of the input as the encoder sees it, computed once
         at the start of ``fit``), both views through the same input channel.
         The views then share what neighbors share, which on images is mostly the
-        class:
-        on MNIST at d = 2 the downstream MLP accuracy of the latents rose from
-        0.41 to 0.77 in under 3 minutes on one CPU thread and to 0.83 in 8.5
-        minutes (``hidden_layer_sizes=(256, 256, 256)``, cosine schedule, 3
-        seeds). Matching weakened: the bootstrap Henze-Zirkler mean p stayed
-        about 0.41 (0.47 with the paper's views), but the kNN KL to the prior
-        rose from 0.03 to about 0.3 nats. No encoder is invariant to a
-        neighbor, so the MI stays below the capacity. Above about 3.5 nats of
-        capacity use ``critic="gaussian-adaptive"`` with these views. The search costs
-        ``O(n^2)``: 18 to 47 s for 60,000 MNIST images on one CPU thread.
+        class: the latents keep much more class information and match the prior
+        less closely (MNIST accuracies, matching scores and times in
+        ``benchmarks/RESULTS.md``, "Neighbor views"). No encoder is invariant to
+        a neighbor, so the MI stays below the capacity. Above about 3.5 nats of
+        capacity use ``critic="gaussian-adaptive"`` with these views. The search
+        costs ``O(n^2)`` time, once per fit.
         A callable ``(X_batch, generator) -> X_view`` receives float32
         tensors on the training device (standardized when ``standardize`` is set)
         and a ``torch.Generator`` it must draw all randomness from.

@@ -56,7 +56,28 @@ _BLOCK_ELEMENTS = 1 << 22
 
 
 class TestResult(NamedTuple):
-    """Outcome of a hypothesis test: the statistic and its p-value."""
+    """Outcome of a hypothesis test: the statistic and its p-value.
+
+    Attributes
+    ----------
+    statistic : float
+        The test statistic (its meaning depends on the test).
+    pvalue : float
+        Probability under the null hypothesis of a statistic at least as extreme.
+
+    See Also
+    --------
+    henze_zirkler, norm_ks_test, component_ks_test : Tests that return it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdim_dm.metrics import norm_ks_test
+    >>> result = norm_ks_test(np.random.default_rng(0).standard_normal((200, 2)))
+    >>> statistic, pvalue = result
+    >>> bool(pvalue == result.pvalue)
+    True
+    """
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -243,6 +264,12 @@ def henze_zirkler(Z, *, block_size: int = 2048) -> TestResult:
         ``statistic`` (HZ) and ``pvalue``. A singular sample covariance gives the
         limiting statistic ``4 n`` and a p-value near 0.
 
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array with more samples than components,
+        or ``block_size`` is not a positive int.
+
     See Also
     --------
     normality_bootstrap : The paper's protocol, on small random subsamples.
@@ -346,6 +373,8 @@ def normality_bootstrap(
         Latents, with ``n_samples >= subsample_size``.
 
     n_subsamples : int, default=1024
+        Number of random subsamples; the means' Monte Carlo error shrinks like
+        ``n_subsamples^(-1/2)``.
 
     subsample_size : int, default=64
         At least 20 (D'Agostino-Pearson's kurtosis test needs it) and more than
@@ -364,9 +393,16 @@ def normality_bootstrap(
         Keys ``"henze_zirkler"``, ``"shapiro_wilk"``, ``"dagostino_pearson"``:
         mean p-values (floats), or arrays with ``return_pvalues=True``.
 
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not finite and 2-D, has fewer than ``subsample_size``
+        samples, or ``subsample_size`` is below 20 or not above ``n_components``.
+
     See Also
     --------
     henze_zirkler : The same test on the full sample (far more power).
+    dm_report : This protocol and the simple checks in one table.
 
     References
     ----------
@@ -434,6 +470,16 @@ def norm_ks_test(Z) -> TestResult:
     result : TestResult
         KS statistic and p-value.
 
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array of at least 3 samples.
+
+    See Also
+    --------
+    component_ks_test : The per-component marginals instead of the norm.
+    skdim_dm.LatentOutlierDetector : Outliers from the same ``chi2(d)`` law.
+
     Examples
     --------
     >>> import numpy as np
@@ -469,6 +515,17 @@ def component_ks_test(Z, prior: str = "gaussian") -> TestResult:
     result : TestResult
         Fisher's statistic and the combined p-value.
 
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array, or ``prior`` is invalid for its
+        number of components.
+
+    See Also
+    --------
+    marginal_ks : The per-component statistics and p-values themselves.
+    norm_ks_test : KS of ``||z||^2``, which also sees the joint law.
+
     Examples
     --------
     >>> import numpy as np
@@ -481,7 +538,19 @@ def component_ks_test(Z, prior: str = "gaussian") -> TestResult:
 
 
 class KSResult(NamedTuple):
-    """Per-component Kolmogorov-Smirnov tests: arrays of shape ``(n_components,)``."""
+    """Per-component Kolmogorov-Smirnov tests: arrays of shape ``(n_components,)``.
+
+    Attributes
+    ----------
+    statistic : ndarray of shape (n_components,)
+        KS statistic of each component.
+    pvalue : ndarray of shape (n_components,)
+        Its p-value.
+
+    See Also
+    --------
+    marginal_ks : The function that returns it.
+    """
 
     statistic: np.ndarray
     pvalue: np.ndarray
@@ -505,9 +574,29 @@ def marginal_ks(Z, prior="gaussian") -> KSResult:
     result : KSResult
         ``statistic`` and ``pvalue`` arrays, one entry per component.
 
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array, or ``prior`` is invalid for its
+        number of components.
+
     See Also
     --------
     component_ks_test : The same tests, combined into one p-value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy import stats
+    >>> from skdim_dm.metrics import marginal_ks
+    >>> Z = np.random.default_rng(0).exponential(size=(1000, 2))
+    >>> result = marginal_ks(Z, prior=stats.expon())
+    >>> result.pvalue.shape
+    (2,)
+    >>> bool(np.all(result.pvalue > 0.01))
+    True
+    >>> bool(np.all(marginal_ks(Z, prior="gaussian").pvalue < 1e-6))
+    True
     """
     Z = _check_latents(Z, min_samples=1)
     # Probability integral transform through the marginal CDFs, then KS vs U(0, 1).
@@ -526,12 +615,33 @@ def mean_error(Z, prior: str = "gaussian") -> float:
     Parameters
     ----------
     Z : array-like of shape (n_samples, n_components)
+        Latents.
 
     prior : {"gaussian", "uniform"}, default="gaussian"
+        The base whose moments are compared.
 
     Returns
     -------
     error : float
+        0 is a perfect match of the means.
+
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array or ``prior`` is another value.
+
+    See Also
+    --------
+    covariance_error : The same comparison for the covariance.
+    dm_report : All the checks in one table.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdim_dm.metrics import mean_error
+    >>> Z = np.random.default_rng(0).standard_normal((10000, 2))
+    >>> bool(mean_error(Z) < 0.05 < mean_error(Z + 0.1))
+    True
     """
     Z = _check_latents(Z, min_samples=1)
     base = _check_prior(prior)
@@ -548,12 +658,34 @@ def covariance_error(Z, prior: str = "gaussian") -> float:
     Parameters
     ----------
     Z : array-like of shape (n_samples, n_components)
+        Latents, at least 2 of them.
 
     prior : {"gaussian", "uniform"}, default="gaussian"
+        The base whose moments are compared.
 
     Returns
     -------
     error : float
+        0 is a perfect match of the covariances.
+
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array of at least 2 samples or ``prior``
+        is another value.
+
+    See Also
+    --------
+    mean_error : The same comparison for the mean.
+    dm_report : All the checks in one table.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdim_dm.metrics import covariance_error
+    >>> Z = np.random.default_rng(0).standard_normal((10000, 2))
+    >>> bool(covariance_error(Z) < 0.05 < covariance_error(1.1 * Z))
+    True
     """
     Z = _check_latents(Z, min_samples=2)
     base = _check_prior(prior)
@@ -567,10 +699,28 @@ def fraction_inside(Z) -> float:
     Parameters
     ----------
     Z : array-like of shape (n_samples, n_components)
+        Latents.
 
     Returns
     -------
     fraction : float
+        Share of the rows with every component in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array.
+
+    See Also
+    --------
+    component_ks_test : The paper's uniformity test (with ``prior="uniform"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdim_dm.metrics import fraction_inside
+    >>> fraction_inside(np.array([[0.2, 0.5], [0.9, 1.2]]))
+    0.5
     """
     Z = _check_latents(Z, min_samples=1)
     return float(np.mean(np.all((Z >= 0) & (Z <= 1), axis=1)))
@@ -605,6 +755,17 @@ def knn_kl_divergence(Z, prior: str = "gaussian", k: int = 5) -> float:
     -------
     kl : float
         Nats; 0 is a perfect match.
+
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array of more than ``k`` samples, ``k``
+        is not a positive int or ``prior`` is another value.
+
+    See Also
+    --------
+    prior_match_score : Its negative, higher is better.
+    skdim_dm.NoiseInjectedInfoMax.score : The same estimate on fitted latents.
 
     References
     ----------
@@ -671,12 +832,35 @@ def prior_match_score(Z, prior: str = "gaussian") -> float:
     Parameters
     ----------
     Z : array-like of shape (n_samples, n_components)
+        Latents, more than 5 of them.
 
     prior : {"gaussian", "uniform"}, default="gaussian"
+        The base to compare with.
 
     Returns
     -------
     score : float
+        Nats; at most about 0, higher is better.
+
+    Raises
+    ------
+    ValueError
+        As :func:`knn_kl_divergence`.
+
+    See Also
+    --------
+    knn_kl_divergence : The estimate itself.
+    prior_scorer : The same number from a fitted estimator, for ``GridSearchCV``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdim_dm.metrics import prior_match_score
+    >>> rng = np.random.default_rng(0)
+    >>> near = prior_match_score(rng.standard_normal((2000, 2)))
+    >>> far = prior_match_score(2 * rng.standard_normal((2000, 2)))
+    >>> bool(far < near)
+    True
     """
     return -knn_kl_divergence(Z, prior=prior)
 
@@ -701,6 +885,7 @@ def sliced_wasserstein(
         the reference draws then come from the target.
 
     n_projections : int, default=128
+        Number of random directions.
 
     random_state : int, numpy Generator or None, default=None
         Seeds the directions and the prior draws through a local generator.
@@ -708,6 +893,17 @@ def sliced_wasserstein(
     Returns
     -------
     distance : float
+        In the latents' units; 0 only when the sorted projections coincide.
+
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array of at least 2 samples,
+        ``n_projections`` is not a positive int or ``prior`` is invalid.
+
+    See Also
+    --------
+    knn_kl_divergence : A divergence in nats instead of a distance.
 
     Examples
     --------
@@ -761,8 +957,19 @@ _ROWS = {
 class DMReport(dict):
     """Distribution-matching metrics as a dict that prints as a table.
 
-    Keys are metric names (see :func:`dm_report`); the attributes ``prior``,
-    ``n_subsamples`` and ``subsample_size`` record how it was made.
+    Made by :func:`dm_report`; keys are metric names (the ``key`` column of the
+    table).
+
+    Attributes
+    ----------
+    prior : {"gaussian", "uniform"}
+        The base the latents were compared with.
+    n_subsamples, subsample_size : int or None
+        The bootstrap protocol's size (None for the uniform prior).
+
+    See Also
+    --------
+    dm_report : The function that makes it.
     """
 
     def __init__(self, values, *, prior, n_subsamples=None, subsample_size=None):
@@ -778,7 +985,22 @@ class DMReport(dict):
         )
 
     def to_string(self) -> str:
-        """The table as text."""
+        """The table as text: one row per metric with its key, value and ideal.
+
+        Returns
+        -------
+        text : str
+            A title line naming the prior, a header and one line per metric;
+            ``str(report)`` and ``print(report)`` give the same.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdim_dm.metrics import dm_report
+        >>> Z = np.random.default_rng(0).standard_normal((500, 2))
+        >>> print(dm_report(Z, n_subsamples=64).to_string().splitlines()[0])
+        Distribution match to N(0, I) (bootstrap 64 x 64)
+        """
         target = get_base(self.prior).target
         title = f"Distribution match to {target}"
         if self.n_subsamples:
@@ -866,6 +1088,13 @@ def dm_report(
     -------
     report : DMReport
         A dict of floats (see the ``key`` column of its table); ``print`` it.
+
+    Raises
+    ------
+    ValueError
+        When ``Z`` is not a finite 2-D array of more than ``k`` samples (and,
+        for the Gaussian prior, at least ``subsample_size``), or ``prior`` is
+        neither ``"gaussian"`` nor ``"uniform"``.
 
     See Also
     --------

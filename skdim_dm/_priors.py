@@ -61,6 +61,29 @@ class Prior:
     ----------
     base : Base
         The base object (its ``name`` is ``"gaussian"`` or ``"uniform"``).
+
+    Raises
+    ------
+    ValueError
+        When ``base`` is neither ``"gaussian"`` nor ``"uniform"``.
+
+    See Also
+    --------
+    FlowPrior : A target given by an invertible map from the base.
+    resolve_prior : The :class:`Prior` behind any ``prior=`` value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdim_dm import Prior
+    >>> prior = Prior("uniform")
+    >>> prior.base.name
+    'uniform'
+    >>> Z = prior.sample(1000, 2, np.random.default_rng(0))
+    >>> Z.shape, bool(Z.min() >= 0 and Z.max() <= 1)
+    ((1000, 2), True)
+    >>> prior.logpdf(np.array([[0.5, 0.5], [1.5, 0.5]]))
+    array([  0., -inf])
     """
 
     def __init__(self, base: str | Base = "gaussian"):
@@ -72,32 +95,199 @@ class Prior:
     def sample_base(
         self, n_samples: int, n_components: int, rng: np.random.Generator
     ) -> np.ndarray:
-        """Draws from the base, shape ``(n_samples, n_components)``."""
+        """Draws from the base (``N(0, I)`` or ``U([0, 1]^d)``).
+
+        Parameters
+        ----------
+        n_samples, n_components : int
+            Shape of the draws.
+        rng : numpy.random.Generator
+            The only source of randomness.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+
+        Raises
+        ------
+        ValueError
+            When the prior cannot have ``n_components`` (see
+            :meth:`check_n_components`).
+
+        See Also
+        --------
+        sample : Draws from the target instead.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> prior = resolve_prior(stats.expon())
+        >>> rng = np.random.default_rng(0)
+        >>> bool(prior.sample_base(1000, 2, rng).min() < 0)  # N(0, I) draws
+        True
+        """
         self.check_n_components(n_components)
         return self.base.sample(rng, (n_samples, n_components))
 
     def base_cdf(self, z: np.ndarray) -> np.ndarray:
-        """Per-component CDF of the base."""
+        """Per-component CDF of the base.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_components)
+            Points in the base's space.
+
+        Returns
+        -------
+        u : ndarray of shape (n_samples, n_components)
+            Values in ``[0, 1]``.
+
+        See Also
+        --------
+        marginal_cdf : The CDF of the target instead.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdim_dm import Prior
+        >>> Prior("gaussian").base_cdf(np.zeros((1, 2)))
+        array([[0.5, 0.5]])
+        """
         return self.base.cdf(z)
 
     # ------------------------------------------------------------ bijection
     def to_target(self, z: np.ndarray) -> np.ndarray:
-        """Map base latents to the target's space (identity for built-ins)."""
+        """Map base latents to the target's space (identity for built-ins).
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_components)
+            Latents in the base's space, as the encoder produces them.
+
+        Returns
+        -------
+        t : ndarray of shape (n_samples, n_components)
+            The same latents in the target's space (float32 stays float32).
+
+        See Also
+        --------
+        from_target : The inverse map.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> prior = resolve_prior(stats.expon())
+        >>> prior.to_target(np.zeros((1, 2))).round(4)  # the median of expon
+        array([[0.6931, 0.6931]])
+        """
         return z
 
     def from_target(self, t: np.ndarray) -> np.ndarray:
-        """Map target-space latents back to the base (identity for built-ins)."""
+        """Map target-space latents back to the base (identity for built-ins).
+
+        The inverse of :meth:`to_target`; metrics and ``score`` compare its output
+        with the base.
+
+        Parameters
+        ----------
+        t : ndarray of shape (n_samples, n_components)
+            Latents in the target's space, as ``transform`` returns them.
+
+        Returns
+        -------
+        z : ndarray of shape (n_samples, n_components)
+            The same latents in the base's space.
+
+        See Also
+        --------
+        to_target : The forward map.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> prior = resolve_prior(stats.expon())
+        >>> prior.from_target(np.full((1, 2), np.log(2))).round(6)
+        array([[0., 0.]])
+        """
         return t
 
     def sample(
         self, n_samples: int, n_components: int, rng: np.random.Generator
     ) -> np.ndarray:
-        """Draws from the target, shape ``(n_samples, n_components)``."""
+        """Draws from the target: base draws mapped by :meth:`to_target`.
+
+        Parameters
+        ----------
+        n_samples, n_components : int
+            Shape of the draws.
+        rng : numpy.random.Generator
+            The only source of randomness.
+
+        Returns
+        -------
+        T : ndarray of shape (n_samples, n_components)
+
+        Raises
+        ------
+        ValueError
+            When the prior cannot have ``n_components``.
+
+        See Also
+        --------
+        sample_base : The draws before the map.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> T = resolve_prior(stats.expon()).sample(1000, 2, np.random.default_rng(0))
+        >>> bool(T.min() > 0)
+        True
+        """
         return self.to_target(self.sample_base(n_samples, n_components, rng))
 
     # ------------------------------------------------------- target density
     def check_n_components(self, n_components: int) -> None:
-        """Raise ``ValueError`` when the prior cannot have ``n_components``."""
+        """Check that the prior can have ``n_components`` components.
+
+        Every built-in prior can; a list of ``scipy.stats`` distributions needs
+        one per component.
+
+        Parameters
+        ----------
+        n_components : int
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            When the prior cannot have ``n_components``.
+
+        See Also
+        --------
+        resolve_prior : Calls it when given ``n_components``.
+
+        Examples
+        --------
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> prior = resolve_prior([stats.expon(), stats.norm()])
+        >>> prior.check_n_components(2)
+        >>> prior.check_n_components(3)
+        Traceback (most recent call last):
+        ...
+        ValueError: prior is a list of 2 distributions but n_components=3: give one distribution per component, or a single distribution for all of them
+        """
 
     def marginal_cdf(self, t: np.ndarray) -> np.ndarray:
         """Per-component CDF of the target at ``t`` of shape ``(n, d)``.
@@ -105,11 +295,61 @@ class Prior:
         Exact for the built-in and ``scipy.stats`` priors; the base CDF of
         ``from_target(t)`` otherwise, which is the marginal CDF of the target only
         when the bijection acts per component.
+
+        Parameters
+        ----------
+        t : ndarray of shape (n_samples, n_components)
+            Points in the target's space.
+
+        Returns
+        -------
+        u : ndarray of shape (n_samples, n_components)
+            Values in ``[0, 1]``.
+
+        See Also
+        --------
+        base_cdf : The CDF of the base.
+        skdim_dm.metrics.marginal_ks : KS tests built on it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy import stats
+        >>> from skdim_dm._priors import resolve_prior
+        >>> resolve_prior(stats.expon()).marginal_cdf(np.array([[0.0, np.log(2)]]))
+        array([[0. , 0.5]])
         """
         return self.base_cdf(self.from_target(t))
 
     def logpdf(self, t: np.ndarray) -> np.ndarray:
-        """Log density of the target at the rows of ``t``, shape ``(n,)``."""
+        """Log density of the target at the rows of ``t``.
+
+        Parameters
+        ----------
+        t : ndarray of shape (n_samples, n_components)
+            Points in the target's space.
+
+        Returns
+        -------
+        logp : ndarray of shape (n_samples,)
+            ``-inf`` outside the support.
+
+        Raises
+        ------
+        NotImplementedError
+            For a :class:`FlowPrior`, whose density needs the map's Jacobian.
+
+        See Also
+        --------
+        skdim_dm.plotting.plot_latents : Draws its contours.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdim_dm import Prior
+        >>> Prior("gaussian").logpdf(np.zeros((1, 2))).round(4)
+        array([-1.8379])
+        """
         return self.base.logpdf(t)
 
     def __repr__(self) -> str:
@@ -243,7 +483,34 @@ class _MarginalPrior(Prior):
 
 
 def describe_distribution(dist) -> str:
-    """``name(args, key=value)`` of a frozen ``scipy.stats`` distribution."""
+    """``name(args, key=value)`` of a frozen ``scipy.stats`` distribution.
+
+    Numbers are written in full (``repr`` of a float), so two distributions have
+    the same description only when their parameters are equal; the command
+    line's ``--prior`` reads the text back.
+
+    Parameters
+    ----------
+    dist : frozen scipy.stats distribution
+        E.g. ``scipy.stats.beta(2, 5)``.
+
+    Returns
+    -------
+    text : str
+
+    See Also
+    --------
+    resolve_prior : Accepts the distribution as a ``prior=`` value.
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> from skdim_dm._priors import describe_distribution
+    >>> describe_distribution(stats.beta(2, 5))
+    'beta(2.0, 5.0)'
+    >>> describe_distribution(stats.laplace(loc=1, scale=0.5))
+    'laplace(loc=1.0, scale=0.5)'
+    """
     num = lambda v: repr(float(v)) if np.ndim(v) == 0 else repr(v)  # noqa: E731
     args = [num(a) for a in dist.args]
     args += [f"{k}={num(v)}" for k, v in dist.kwds.items()]
@@ -271,6 +538,18 @@ class FlowPrior(Prior):
     base : {"gaussian", "uniform"}, default="gaussian"
         The base the maps start from.
 
+    Raises
+    ------
+    TypeError
+        When ``forward`` or ``inverse`` is not callable.
+    ValueError
+        When ``base`` is neither ``"gaussian"`` nor ``"uniform"``; at use, when a
+        map changes the shape of its input.
+
+    See Also
+    --------
+    Prior : The built-in targets and the interface this class implements.
+
     Notes
     -----
     The estimator deep-copies its parameters when cloned, so a module passed here
@@ -286,6 +565,8 @@ class FlowPrior(Prior):
     >>> log_normal = FlowPrior(np.exp, np.log)
     >>> log_normal.to_target(np.zeros((1, 2)))
     array([[1., 1.]])
+    >>> log_normal.from_target(np.array([[1.0, np.e]]))
+    array([[0., 1.]])
     """
 
     def __init__(
@@ -309,6 +590,36 @@ class FlowPrior(Prior):
         return _apply(self.inverse, t, "inverse")
 
     def logpdf(self, t: np.ndarray) -> np.ndarray:
+        """Not available: the density of the target needs the map's Jacobian.
+
+        Parameters
+        ----------
+        t : ndarray of shape (n_samples, n_components)
+            Points in the target's space.
+
+        Returns
+        -------
+        logp : ndarray of shape (n_samples,)
+            Never returned.
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+
+        See Also
+        --------
+        Prior.logpdf : Available for the built-in and ``scipy.stats`` priors.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdim_dm import FlowPrior
+        >>> FlowPrior(np.exp, np.log).logpdf(np.ones((1, 2)))
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: the density of a FlowPrior target needs the Jacobian of its map; evaluate it with the flow itself
+        """
         raise NotImplementedError(
             "the density of a FlowPrior target needs the Jacobian of its map; "
             "evaluate it with the flow itself"
@@ -365,11 +676,45 @@ def _apply(fn, a, name: str) -> np.ndarray:
 def resolve_prior(prior, n_components: int | None = None) -> Prior:
     """The :class:`Prior` behind a ``prior=`` parameter value.
 
-    Accepts ``"gaussian"``, ``"uniform"``, a :class:`Prior`, a frozen
-    ``scipy.stats`` continuous distribution, a list of them, a ``(forward,
-    inverse)`` pair of callables, or an object with ``forward`` and ``inverse``
-    methods. With ``n_components``, also checks that a list has one distribution
-    per component.
+    Parameters
+    ----------
+    prior : str, Prior, scipy.stats distribution, list, tuple or object
+        ``"gaussian"``, ``"uniform"``, a :class:`Prior`, a frozen
+        ``scipy.stats`` continuous distribution, a list of them (one per
+        component), a ``(forward, inverse)`` pair of callables, or an object with
+        ``forward`` and ``inverse`` methods.
+
+    n_components : int or None, default=None
+        When given, also checks that a list has one distribution per component.
+
+    Returns
+    -------
+    prior : Prior
+        ``prior`` itself when it is one already.
+
+    Raises
+    ------
+    ValueError
+        For any other value (an unknown name, a discrete distribution, an empty
+        list, a tuple that is not a pair of callables) or a list of the wrong
+        length.
+
+    See Also
+    --------
+    Prior, FlowPrior
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy import stats
+    >>> from skdim_dm._priors import resolve_prior
+    >>> resolve_prior("uniform")
+    Prior('uniform')
+    >>> target = resolve_prior([stats.expon(), stats.beta(2, 5)], n_components=2)
+    >>> target.base.name
+    'gaussian'
+    >>> target.to_target(np.zeros((1, 2))).round(4)
+    array([[0.6931, 0.2644]])
     """
     resolved = _resolve(prior)
     if n_components is not None:
@@ -477,8 +822,37 @@ def _dist_from_config(cfg) -> object:
 def prior_to_config(prior) -> dict:
     """JSON-ready description of a ``prior=`` value (not of arbitrary code).
 
-    Raises ``TypeError`` for priors that hold code (``FlowPrior``, a ``(forward,
-    inverse)`` pair, a custom ``Prior`` subclass or a user-defined distribution).
+    Parameters
+    ----------
+    prior : str, Prior, scipy.stats distribution or list of them
+        A ``prior=`` value without code: a base name, a plain :class:`Prior`, or
+        ``scipy.stats``' own continuous distributions with scalar parameters.
+
+    Returns
+    -------
+    config : dict
+        Strings, numbers, lists and dicts only.
+
+    Raises
+    ------
+    TypeError
+        For priors that hold code (``FlowPrior``, a ``(forward, inverse)`` pair,
+        a custom ``Prior`` subclass or a user-defined distribution) or array
+        parameters.
+
+    See Also
+    --------
+    prior_from_config : The inverse.
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> from skdim_dm._priors import prior_from_config, prior_to_config
+    >>> config = prior_to_config(stats.beta(2, 5))
+    >>> config
+    {'kind': 'scipy', 'dist': {'name': 'beta', 'args': [2.0, 5.0], 'kwds': {}}}
+    >>> prior_from_config(config).args
+    (2.0, 5.0)
     """
     if isinstance(prior, str) and prior in BASES:
         return {"kind": "builtin", "name": prior}
@@ -495,7 +869,36 @@ def prior_to_config(prior) -> dict:
 
 
 def prior_from_config(cfg):
-    """Inverse of :func:`prior_to_config`: the original ``prior=`` value."""
+    """Inverse of :func:`prior_to_config`: the original ``prior=`` value.
+
+    Only names of ``scipy.stats``' own continuous distributions and numbers are
+    read: no code runs.
+
+    Parameters
+    ----------
+    cfg : dict
+        As :func:`prior_to_config` returns it.
+
+    Returns
+    -------
+    prior : str, Prior, scipy.stats distribution or list of them
+
+    Raises
+    ------
+    ValueError
+        For an entry of another shape, an unknown distribution or non-numeric
+        parameters.
+
+    See Also
+    --------
+    prior_to_config : The inverse.
+
+    Examples
+    --------
+    >>> from skdim_dm._priors import prior_from_config
+    >>> prior_from_config({"kind": "builtin", "name": "gaussian"})
+    'gaussian'
+    """
     kind = cfg.get("kind") if isinstance(cfg, dict) else None
     if kind in ("builtin", "base") and cfg.get("name") in BASES:
         return cfg["name"] if kind == "builtin" else Prior(cfg["name"])

@@ -205,10 +205,23 @@ def make_latent_scorer(metric, *, greater_is_better=None, **kwargs) -> Callable:
     -------
     scorer : callable
         Picklable, for ``GridSearchCV(scoring=...)`` or a multi-metric dict.
+        Called as ``scorer(estimator, X, y=None)``, it raises ``TypeError`` when
+        ``estimator`` is neither a fitted ``NoiseInjectedInfoMax`` nor a Pipeline
+        containing one, or when the metric returns something else than a number
+        or a test result.
+
+    Raises
+    ------
+    ValueError
+        For an unknown metric name.
+    TypeError
+        When ``metric`` is neither a name nor a callable, or
+        ``greater_is_better`` is not a bool.
 
     See Also
     --------
     prior_scorer : The default: ``-KL(latents || prior)`` in nats.
+    LATENT_METRICS : The metrics available by name, with their direction.
 
     Examples
     --------
@@ -244,6 +257,32 @@ def make_latent_scorer(metric, *, greater_is_better=None, **kwargs) -> Callable:
     )
 
 
+# The three ready-made scorers are instances: their numpydoc is set on __doc__.
+_SCORER_PARAMS = """
+    Parameters
+    ----------
+    estimator : NoiseInjectedInfoMax or Pipeline
+        Fitted; in a Pipeline, ``X`` is transformed up to and including the last
+        ``NoiseInjectedInfoMax`` (also inside nested pipelines).
+
+    X : array-like of shape (n_samples, n_features)
+        Data, usually held out.
+
+    y : None
+        Ignored; present for the scorer signature.
+
+    Returns
+    -------
+    score : float
+        {returns}
+
+    Raises
+    ------
+    TypeError
+        When ``estimator`` holds no ``NoiseInjectedInfoMax``.
+"""
+
+
 #: ``-KL(latents || N(0, I))`` in nats (kNN estimate), whatever the estimator's
 #: prior; 0 is a perfect match.
 gaussianity_scorer = _LatentScorer(
@@ -253,6 +292,32 @@ gaussianity_scorer = _LatentScorer(
     kwargs={},
     name="gaussianity",
     public="gaussianity_scorer",
+)
+gaussianity_scorer.__doc__ = (
+    """Score ``-KL(latents || N(0, I))`` in nats, whatever the estimator's prior.
+"""
+    + _SCORER_PARAMS.format(
+        returns="Minus the kNN estimate of the KL divergence of the latents\n"
+        "        of ``X`` from ``N(0, I)``; 0 is a perfect match, higher is better."
+    )
+    + """
+    See Also
+    --------
+    prior_scorer : Against the estimator's own prior.
+    uniformity_scorer : Against ``U([0, 1]^d)``.
+    skdim_dm.metrics.knn_kl_divergence : The estimate.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skdim_dm import NoiseInjectedInfoMax, gaussianity_scorer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> est = NoiseInjectedInfoMax(hidden_layer_sizes=(16,), max_epochs=2,
+    ...                            random_state=0).fit(X[:300])
+    >>> score = gaussianity_scorer(est, X[300:600])
+    >>> bool(score <= 0.1)
+    True
+    """
 )
 
 #: ``-KL(latents || U([0, 1]^d))`` in nats (kNN estimate in Gaussian coordinates);
@@ -265,6 +330,33 @@ uniformity_scorer = _LatentScorer(
     name="uniformity",
     public="uniformity_scorer",
 )
+uniformity_scorer.__doc__ = (
+    """Score ``-KL(latents || U([0, 1]^d))`` in nats, whatever the estimator's prior.
+"""
+    + _SCORER_PARAMS.format(
+        returns="Minus the kNN estimate (in Gaussian coordinates) of the KL\n"
+        "        divergence of the latents of ``X`` from ``U([0, 1]^d)``; ``-inf``\n"
+        "        when a latent leaves the cube, 0 is a perfect match."
+    )
+    + """
+    See Also
+    --------
+    prior_scorer : Against the estimator's own prior.
+    gaussianity_scorer : Against ``N(0, I)``.
+    skdim_dm.metrics.knn_kl_divergence : The estimate.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skdim_dm import NoiseInjectedInfoMax, uniformity_scorer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> est = NoiseInjectedInfoMax(prior="uniform", hidden_layer_sizes=(16,),
+    ...                            max_epochs=2, random_state=0).fit(X[:300])
+    >>> score = uniformity_scorer(est, X[300:600])
+    >>> bool(score <= 0.1)
+    True
+    """
+)
 
 #: ``-KL(latents || the estimator's prior)`` in nats: the same number as
 #: ``NoiseInjectedInfoMax.score``, from inside a Pipeline too.
@@ -276,3 +368,46 @@ prior_scorer = _LatentScorer(
     name="prior_match",
     public="prior_scorer",
 )
+prior_scorer.__doc__ = (
+    """Score ``-KL(latents || the estimator's prior)`` in nats.
+
+    The latents are mapped back to the prior's base (``N(0, I)`` or
+    ``U([0, 1]^d)``) by its inverse map, then compared with it: the number that
+    ``NoiseInjectedInfoMax.score`` returns, also from inside a Pipeline.
+"""
+    + _SCORER_PARAMS.format(
+        returns="Minus the kNN estimate of the KL divergence of the latents\n"
+        "        of ``X`` from the estimator's prior; 0 is a perfect match, higher\n"
+        "        is better."
+    )
+    + """
+    See Also
+    --------
+    make_latent_scorer : Scorers from other metrics.
+    skdim_dm.NoiseInjectedInfoMax.score : The same number.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skdim_dm import NoiseInjectedInfoMax, prior_scorer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> pipe = make_pipeline(StandardScaler(), NoiseInjectedInfoMax(
+    ...     hidden_layer_sizes=(16,), max_epochs=2, random_state=0))
+    >>> search = GridSearchCV(
+    ...     pipe, {"noiseinjectedinfomax__noise_level": [0.3, 1.0]},
+    ...     scoring=prior_scorer, cv=2).fit(X[:400])
+    >>> est = search.best_estimator_
+    >>> bool(prior_scorer(est, X[400:600]) == est[-1].score(
+    ...     est[:-1].transform(X[400:600])))
+    True
+    """
+)
+
+# The scorers are instances, which doctest does not search: list their examples.
+__test__ = {
+    name: globals()[name].__doc__
+    for name in ("gaussianity_scorer", "uniformity_scorer", "prior_scorer")
+}

@@ -1,9 +1,11 @@
 """The command line: demo, fit, transform, report, and its error messages."""
 
+import io
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,7 +98,7 @@ def test_fit_with_scipy_targets(tmp_path, data_files, capsys):
     Z = np.load(out)
     assert np.all(Z[:, 0] >= 0) and np.all((Z[:, 1] >= 0) & (Z[:, 1] <= 1))
     text = capsys.readouterr().out
-    assert "per-component KS against the target expon(); beta(2, 5)" in text
+    assert "per-component KS against the target expon(); beta(2.0, 5.0)" in text
 
 
 def test_parse_prior():
@@ -183,3 +185,198 @@ def test_bad_view_options_are_clear_errors(data_files, capsys):
     assert "n_neighbors=150 needs more than 150" in err and "Traceback" not in err
     assert main(["demo", "--augmentation", "neighbors", "--n-neighbors", "5000"]) == 2
     assert "n_neighbors=5000 needs more than 5000" in capsys.readouterr().err
+
+
+# ------------------------------------------------------ issue 12 CLI defects
+def _report_rows(out: str) -> int:
+    return int(re.search(r"n_samples\s+(\d+)", out).group(1))
+
+
+@pytest.mark.parametrize(
+    "head, rows_text, header",
+    [
+        ("\ufeff", "{floats}", None),  # a BOM glued to the first number
+        ("\ufeffa,b\n", "{floats}", "'a', 'b'"),
+        ("0,1\n", "{floats}", "'0', '1'"),  # pandas' names for unnamed columns
+        ('"x","y"\n', "{floats}", "'x', 'y'"),
+        ('"0","1"\n', "{floats}", "'0', '1'"),
+        ("", "{ints}", None),  # integers throughout: all data
+    ],
+    ids=[
+        "bom",
+        "bom-header",
+        "numeric-header",
+        "quoted-header",
+        "quoted-numbers",
+        "ints",
+    ],
+)
+def test_csv_headers_and_bom_keep_every_data_row(
+    tmp_path, capsys, head, rows_text, header
+):
+    rng = np.random.default_rng(0)
+    floats, ints = io.StringIO(), io.StringIO()
+    np.savetxt(floats, rng.standard_normal((100, 2)), delimiter=",")
+    np.savetxt(ints, rng.integers(-3, 4, (100, 2)), delimiter=",", fmt="%d")
+    path = tmp_path / "z.csv"
+    text = head + rows_text.format(floats=floats.getvalue(), ints=ints.getvalue())
+    path.write_text(text, encoding="utf-8")
+    assert main(["report", str(path), "--subsamples", "8"]) == 0
+    out = capsys.readouterr().out
+    assert _report_rows(out) == 100
+    assert "LATENTS: read 100 rows x 2 columns" in out
+    if header is None:
+        assert "read as a header" not in out
+    else:
+        assert f"first line read as a header: {header})" in out
+
+
+@pytest.mark.parametrize("command", ["fit", "report"])
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_complex_input_is_refused(tmp_path, capsys, command, suffix):
+    Z = np.random.default_rng(0).standard_normal((100, 2)).astype(complex)
+    Z[:, 1] += 1j
+    path = tmp_path / f"z{suffix}"
+    if suffix == ".npy":
+        np.save(path, Z)
+    else:
+        np.savetxt(path, Z, delimiter=",", fmt="%s")  # "(0.1+1j)" and so on
+    argv = [command, str(path), *(FAST if command == "fit" else ["--subsamples", "8"])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "complex number" in err and "Traceback" not in err
+
+
+def test_fit_without_out_or_save_warns_before_fitting(data_files, tmp_path, capsys):
+    d, _ = data_files
+    assert main(["fit", str(d / "X.npy"), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "neither --out nor --save given" in err
+    assert main(["fit", str(d / "X.npy"), *FAST, "--out", str(tmp_path / "z.npy")]) == 0
+    assert "neither --out" not in capsys.readouterr().err
+    # A bad --out extension is refused before the fit, not after it.
+    assert main(["fit", str(d / "X.npy"), *FAST, "--out", str(tmp_path / "z.txt")]) == 2
+    captured = capsys.readouterr()
+    assert "--out must end in .npy or .csv" in captured.err
+    assert "epochs run" not in captured.out
+
+
+def test_report_into_a_closed_pipe_exits_quietly(tmp_path, capsys, monkeypatch):
+    # `report ... | head`: stdout is a pipe whose reader has gone. Python ignores
+    # SIGPIPE, so a write raises BrokenPipeError, at the latest when stdout is
+    # flushed at exit; that flush is the last line here.
+    path = tmp_path / "z.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((100, 2)))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = io.TextIOWrapper(io.FileIO(write_end, "w"), write_through=False)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        assert main(["report", str(path), "--subsamples", "8"]) == 141
+        sys.stdout.flush()  # what the interpreter does at exit: must not fail
+    finally:
+        monkeypatch.undo()
+        try:
+            stdout.close()
+        except BrokenPipeError:
+            pass
+    err = capsys.readouterr().err
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
+
+
+def test_demo_writes_nothing_into_the_working_directory(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")  # the figure path needs the `plot` extra
+    import tempfile
+
+    work, temp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    temp.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    fast = ["--max-epochs", "1", "--hidden", "8", "--batch-size", "256"]
+    assert main(["demo", *fast, "--subsamples", "8"]) == 0
+    out = capsys.readouterr().out
+    assert list(work.iterdir()) == []
+    written = Path(re.search(r"figure written to (.+)", out).group(1).strip())
+    assert written.name == "skdim_dm_demo.png" and written.is_file()
+    assert temp in written.parents
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, data_files):
+    from skdim_dm import NoiseInjectedInfoMax
+
+    d, X = data_files
+    path = tmp_path_factory.mktemp("model") / "model"
+    NoiseInjectedInfoMax(
+        hidden_layer_sizes=(8,), max_epochs=1, device="cpu", random_state=0
+    ).fit(X).save(path)
+    return path
+
+
+def _tamper(model, kind):
+    import json
+
+    cfg_path = model / "config.json"
+    if kind == "negative-width":
+        cfg = json.loads(cfg_path.read_text())
+        cfg["params"]["hidden_layer_sizes"] = {"__tuple__": [-8]}
+        cfg_path.write_text(json.dumps(cfg))
+    elif kind == "nested-json":
+        cfg_path.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "config-is-a-directory":
+        cfg_path.unlink()
+        cfg_path.mkdir()
+    elif kind == "nan-weights":
+        import torch
+
+        weights = torch.load(model / "weights.pt", weights_only=True)
+        name = next(k for k in weights if k.endswith("weight"))
+        weights[name] = torch.full_like(weights[name], float("nan"))
+        torch.save(weights, model / "weights.pt")
+
+
+@pytest.mark.parametrize(
+    "kind", ["negative-width", "nested-json", "config-is-a-directory", "nan-weights"]
+)
+def test_tampered_model_files_give_clean_errors(
+    saved_model, data_files, tmp_path, capsys, kind
+):
+    import shutil
+
+    d, _ = data_files
+    model = tmp_path / "model"
+    shutil.copytree(saved_model, model)
+    _tamper(model, kind)
+    z = tmp_path / "z.npy"
+    assert main(["transform", str(model), str(d / "X.npy"), "--out", str(z)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skdim-dm transform: error: cannot load MODEL")
+    assert "Traceback" not in err
+    assert not z.exists()
+    argv = ["report", str(d / "X.npy"), "--model", str(model), "--subsamples", "8"]
+    assert main(argv) == 2
+    assert "cannot load MODEL" in capsys.readouterr().err
+
+
+# --------------------------------------------------------- the option table
+def test_model_options_come_from_one_table_with_the_estimators_defaults():
+    from skdim_dm import NoiseInjectedInfoMax
+    from skdim_dm._cli import MODEL_OPTIONS, build_parser, estimator_params
+
+    defaults = NoiseInjectedInfoMax().get_params()
+    args = build_parser().parse_args(["fit", "x.npy"])
+    params = estimator_params(args)
+    # Every option with a parameter sets exactly that parameter, at its default;
+    # the command line seeds with 0 (reruns alike) where the estimator has None.
+    assert set(params) == {o.param for o in MODEL_OPTIONS if o.param}
+    assert set(params) <= set(defaults)
+    assert params.pop("random_state") == 0 and defaults["random_state"] is None
+    assert params == {name: defaults[name] for name in params}
+    # The same table drives demo and fit.
+    demo = build_parser().parse_args(
+        ["demo", "--n-components", "3", "--standardize", "none"]
+    )
+    assert estimator_params(demo)["n_components"] == 3
+    assert estimator_params(demo)["standardize"] is None
+    assert demo.threads == 1 and args.threads is None

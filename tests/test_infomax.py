@@ -236,8 +236,16 @@ def test_sample_draws_from_prior(digits):
     assert s.shape == (4000, 2)
     np.testing.assert_array_equal(s, est.sample(4000, random_state=0))
     assert stats.kstest(s[:, 0], "norm").pvalue > 1e-3
-    u = NoiseInjectedInfoMax(prior="uniform", **FAST).fit(X[:200]).sample(1000, 0)
-    assert u.min() >= 0 and u.max() <= 1
+    # Draws follow the prior fitted (prior_), through its map to the target, and
+    # not a prior set after fit.
+    uni = NoiseInjectedInfoMax(prior="uniform", **FAST).fit(X[:200])
+    uni.set_params(prior="gaussian")
+    u = uni.sample(1000, 0)
+    for j in range(2):
+        assert stats.kstest(u[:, j], "uniform").pvalue > 1e-3
+    e = NoiseInjectedInfoMax(prior=stats.expon(), **FAST).fit(X[:200]).sample(1000, 0)
+    assert stats.kstest(e[:, 1], "expon").pvalue > 1e-3
+    assert stats.kstest(e[:, 1], "norm").pvalue < 1e-6
     with pytest.raises(ValueError, match="n_samples"):
         est.sample(0)
 
@@ -285,6 +293,30 @@ def test_early_stopping_uses_validation_mi(digits):
     ).fit(X[:400])
     assert est.n_iter_ == 2
     assert all("val_mi" in h for h in est.history_)
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    X, _ = digits
+    seen = {}
+
+    def snapshot(epoch, logs):
+        params = logs["encoder"].named_parameters()
+        seen[epoch] = {name: p.detach().clone() for name, p in params}
+
+    est = NoiseInjectedInfoMax(
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=10.0,  # epoch 1 is the best; epochs 2 and 3 do not improve: stop at 3
+        callbacks=[snapshot],
+        **{**FAST, "max_epochs": 50},
+    ).fit(X[:400])
+    assert est.n_iter_ == 3
+    final = dict(est.encoder_.named_parameters())
+    assert set(final) == set(seen[1])
+    # Training moved the weights after epoch 1, and fit put epoch 1's back.
+    assert any(not torch.equal(seen[1][k], seen[2][k]) for k in final)
+    for name, value in final.items():
+        assert torch.equal(value.detach(), seen[1][name]), name
 
 
 def test_keyboard_interrupt_keeps_a_usable_model(digits):
