@@ -1,7 +1,7 @@
 """
-=================================================
+================================================
 Any target: scipy.stats marginals and a flow map
-=================================================
+================================================
 
 Mutual information does not change under a bijection, so an encoder whose latents
 match ``N(0, I)`` gives latents distributed as *any* absolutely continuous target

@@ -1,7 +1,7 @@
 """
-=======================================================
+========================================================
 Choosing the noise level: accuracy versus prior matching
-=======================================================
+========================================================
 
 The injected noise sets the channel capacity ``C = d/2 log(1 + 1/sigma^2)``. Little
 noise (high capacity) lets the encoder keep more about the input, which helps a

@@ -1,7 +1,7 @@
 """
-=========================================================
+===========================================================
 DataFrames in, DataFrames out: a ColumnTransformer pipeline
-=========================================================
+===========================================================
 
 :class:`~skdim_dm.NoiseInjectedInfoMax` follows scikit-learn's ``set_output`` API,
 so it slots into a :class:`~sklearn.compose.ColumnTransformer` that encodes the
@@ -96,7 +96,7 @@ print("InfoMax input columns:", list(infomax.feature_names_in_[:3]), "...")
 
 # %%
 # Plot: the two latent columns, and their marginals against N(0, 1)
-# ------------------------------------------------------------------
+# -----------------------------------------------------------------
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.5))
 for label, color in (("benign", "C0"), ("malignant", "C3")):
     part = latent_frame[y_test.to_numpy() == label]

@@ -1,7 +1,7 @@
 """
-=====================================================
+=======================================================
 Quickstart: Gaussian latents for the digits in a minute
-=====================================================
+=======================================================
 
 :class:`~skdim_dm.NoiseInjectedInfoMax` is a scikit-learn transformer. ``fit``
 trains a small encoder so that its 2-D outputs keep as much information about the

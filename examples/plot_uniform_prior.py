@@ -1,7 +1,7 @@
 """
-==========================================
+==================================
 Uniform latents on the unit square
-==========================================
+==================================
 
 With ``prior="uniform"`` the encoder output is squashed into ``[0, 1]^d`` by a
 sigmoid and *uniform* noise of half-width ``eps`` is added on one branch. The
