@@ -44,7 +44,9 @@ from skdim_dm import NoiseInjectedInfoMax
 
 FAST = os.environ.get("SKDIM_DM_EXAMPLE_FAST") == "1"
 OUT = os.environ.get("SKDIM_DM_EXAMPLE_OUT")  # write the figure here when set
-parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[1])
+parser = argparse.ArgumentParser(
+    description="Conditional generation from conditions drawn by sample()"
+)
 parser.add_argument("--mnist", default=os.environ.get("SKDIM_DM_MNIST"))
 args, _ = parser.parse_known_args()
 

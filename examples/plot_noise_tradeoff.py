@@ -18,9 +18,9 @@ then picks the most accurate setting among those that match as well as the best
 one, within its fold-to-fold spread, and ``dm_report`` checks the chosen model on
 held-out digits.
 
-Each model trains for 100 epochs. With 10 (some 20 optimizer steps at a batch
-of 512 on about 840 rows) no setting converges, every one fails the report, and
-a search can only pick the least bad. Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick
+Each model trains for 100 epochs. With 10 (on a fold's 838 rows, one batch of
+512 per epoch: 10 optimizer steps) the latents of every setting fail the report,
+and a search can only pick the least bad. Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick
 smoke run with fewer epochs (its numbers then mean little), and
 ``SKDIM_DM_EXAMPLE_OUT=DIR`` to write the figure to ``DIR``.
 """
