@@ -15,11 +15,14 @@ from pathlib import Path
 from numpydoc.xref import DEFAULT_LINKS
 from sphinx.pycode import ModuleAnalyzer
 from sphinx.util import logging
+from sphinx_gallery.sorting import FunctionSortKey
 
 import skdim_dm
 import skdim_dm.metrics
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from gallery_order import example_order  # noqa: E402
 
 # -- Project -----------------------------------------------------------------
 project = "skdim_dm"
@@ -60,6 +63,8 @@ sphinx_gallery_conf = {
     "examples_dirs": [str(HERE.parent / "examples")],
     "gallery_dirs": ["auto_examples"],
     "filename_pattern": r"/plot_",
+    # Read in this order: first steps, then targets, model selection, uses.
+    "within_subsection_order": FunctionSortKey(example_order, "example_order"),
     "doc_module": ("skdim_dm",),
     # Beside the autosummary pages, so their templates can include the files.
     "backreferences_dir": "generated",
