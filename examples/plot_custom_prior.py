@@ -1,11 +1,12 @@
 """
-=================================================
+================================================
 Any target: scipy.stats marginals and a flow map
-=================================================
+================================================
 
 Mutual information does not change under a bijection, so an encoder whose latents
 match ``N(0, I)`` gives latents distributed as *any* absolutely continuous target
-once a fixed bijection is applied (PAPER.md section 2). ``prior=`` takes:
+once a fixed bijection is applied (Butakov et al., ICLR 2025, arXiv:2410.06993).
+``prior=`` takes:
 
 * a frozen ``scipy.stats`` continuous distribution (for every component) or a list
   of them (one per component): the map is the probability integral transform
@@ -18,7 +19,8 @@ Training runs on the Gaussian base; ``transform`` and ``sample`` give target-spa
 latents and ``score`` maps them back. Here: an exponential and a Laplace component
 on the digits, then a "banana" target defined by a hand-written map.
 
-Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run with fewer epochs.
+Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run with fewer epochs, and
+``SKDIM_DM_EXAMPLE_OUT=DIR`` to write the figure to ``DIR``.
 """
 
 # %%
@@ -34,6 +36,7 @@ from sklearn.datasets import load_digits
 from skdim_dm import NoiseInjectedInfoMax
 
 FAST = os.environ.get("SKDIM_DM_EXAMPLE_FAST") == "1"
+OUT = os.environ.get("SKDIM_DM_EXAMPLE_OUT")  # write the figure here when set
 EPOCHS = 5 if FAST else 100
 
 X, y = load_digits(return_X_y=True)
@@ -118,4 +121,6 @@ axes[2].scatter(T[:, 0], T[:, 1], c=y, cmap="tab10", s=5)
 axes[2].set(title="banana target: latents over prior draws", xlabel="t[0]")
 axes[2].legend(loc="upper center")
 fig.tight_layout()
-fig.savefig("plot_custom_prior.png", dpi=100)
+if OUT:
+    fig.savefig(os.path.join(OUT, "plot_custom_prior.png"), dpi=100)
+plt.show()

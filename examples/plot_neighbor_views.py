@@ -17,7 +17,8 @@ with neighbor views. Matching is the price: a neighbor is not the same sample, s
 no encoder is invariant to these views, the MI stays below the capacity (1.63 of
 2.30 nats) and the classes show as denser clumps. On these 1,347 training digits
 the price is high; on MNIST's 60,000 it is much smaller (``benchmarks/RESULTS.md``,
-"Neighbor views"). About 20 s on a CPU.
+"Neighbor views"). About 20 s on a CPU. Set ``SKDIM_DM_EXAMPLE_OUT=DIR`` to write
+the figure to ``DIR``.
 """
 
 # %%
@@ -34,6 +35,7 @@ from skdim_dm import NoiseInjectedInfoMax
 from skdim_dm.metrics import normality_bootstrap
 
 FAST = os.environ.get("SKDIM_DM_EXAMPLE_FAST") == "1"  # smoke runs in the tests
+OUT = os.environ.get("SKDIM_DM_EXAMPLE_OUT")  # write the figure here when set
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
 
@@ -59,9 +61,6 @@ for views in ("gaussian", "neighbors"):
 # Plot the held-out latents, coloured by digit
 # --------------------------------------------
 try:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 except ImportError:  # matplotlib is optional
     plt = None
@@ -73,4 +72,6 @@ if plt is not None:
         ax.set(title=f'augmentation="{views}"', xlabel="z1", aspect="equal")
     axes[0].set_ylabel("z2")
     fig.colorbar(points, ax=axes, label="digit", ticks=np.arange(10))
-    fig.savefig("plot_neighbor_views.png", dpi=100)
+    if OUT:
+        fig.savefig(os.path.join(OUT, "plot_neighbor_views.png"), dpi=100)
+    plt.show()

@@ -1,7 +1,7 @@
 """
-=========================================================
+===========================================================
 DataFrames in, DataFrames out: a ColumnTransformer pipeline
-=========================================================
+===========================================================
 
 :class:`~skdim_dm.NoiseInjectedInfoMax` follows scikit-learn's ``set_output`` API,
 so it slots into a :class:`~sklearn.compose.ColumnTransformer` that encodes the
@@ -15,7 +15,8 @@ categorical ``site`` column (a made-up collection site, to have something to
 one-hot encode). The numeric block is compressed to 2 Gaussian latents, the site
 is one-hot encoded, and a logistic regression predicts the diagnosis.
 
-Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run with fewer epochs.
+Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run with fewer epochs, and
+``SKDIM_DM_EXAMPLE_OUT=DIR`` to write the figure to ``DIR``.
 """
 
 # %%
@@ -37,6 +38,7 @@ from sklearn.preprocessing import OneHotEncoder
 from skdim_dm import NoiseInjectedInfoMax
 
 FAST = os.environ.get("SKDIM_DM_EXAMPLE_FAST") == "1"
+OUT = os.environ.get("SKDIM_DM_EXAMPLE_OUT")  # write the figure here when set
 
 data = load_breast_cancer(as_frame=True)
 frame = data.frame.drop(columns="target")
@@ -94,7 +96,7 @@ print("InfoMax input columns:", list(infomax.feature_names_in_[:3]), "...")
 
 # %%
 # Plot: the two latent columns, and their marginals against N(0, 1)
-# ------------------------------------------------------------------
+# -----------------------------------------------------------------
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.5))
 for label, color in (("benign", "C0"), ("malignant", "C3")):
     part = latent_frame[y_test.to_numpy() == label]
@@ -110,4 +112,6 @@ ax1.plot(grid, stats.norm.pdf(grid), "k--", label="N(0, 1)")
 ax1.set(title="latent columns vs the prior", xlabel="value")
 ax1.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig("plot_pandas_column_transformer.png", dpi=100)
+if OUT:
+    fig.savefig(os.path.join(OUT, "plot_pandas_column_transformer.png"), dpi=100)
+plt.show()

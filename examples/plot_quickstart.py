@@ -1,7 +1,7 @@
 """
-=====================================================
+=======================================================
 Quickstart: Gaussian latents for the digits in a minute
-=====================================================
+=======================================================
 
 :class:`~skdim_dm.NoiseInjectedInfoMax` is a scikit-learn transformer. ``fit``
 trains a small encoder so that its 2-D outputs keep as much information about the
@@ -13,7 +13,8 @@ We fit on 8x8 digits, check the match on held-out images with
 next to a QQ plot of ``||z||^2`` against ``chi2(2)`` (a straight diagonal means the
 squared norms have exactly the law they would have under ``N(0, I)``).
 
-Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run with fewer epochs.
+Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run with fewer epochs, and
+``SKDIM_DM_EXAMPLE_OUT=DIR`` to write the figure to ``DIR``.
 """
 
 # %%
@@ -30,6 +31,7 @@ from skdim_dm import NoiseInjectedInfoMax
 from skdim_dm.metrics import dm_report
 
 FAST = os.environ.get("SKDIM_DM_EXAMPLE_FAST") == "1"
+OUT = os.environ.get("SKDIM_DM_EXAMPLE_OUT")  # write the figure here when set
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -80,4 +82,6 @@ ax1.set(
     title="QQ plot of squared norms",
 )
 fig.tight_layout()
-fig.savefig("plot_quickstart.png", dpi=100)
+if OUT:
+    fig.savefig(os.path.join(OUT, "plot_quickstart.png"), dpi=100)
+plt.show()

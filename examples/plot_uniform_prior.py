@@ -1,13 +1,14 @@
 """
-==========================================
+==================================
 Uniform latents on the unit square
-==========================================
+==================================
 
 With ``prior="uniform"`` the encoder output is squashed into ``[0, 1]^d`` by a
 sigmoid and *uniform* noise of half-width ``eps`` is added on one branch. The
 uniform distribution is the best input for this channel only in the small-noise
 limit: for a larger ``eps`` the capacity ``log(1 + 1/(2 eps))`` per component is
-reached by inputs on a lattice of step ``2 eps`` (PAPER.md section 2). So the
+reached by inputs on a lattice of step ``2 eps`` (Butakov et al., ICLR 2025,
+arXiv:2410.06993). So the
 noise level matters more than for the Gaussian prior: we fit twice, with
 ``eps = 0.23`` (1.15 nats per component, the Gaussian prior's sweet spot) and with
 ``eps = 0.05``, and compare the held-out latents with ``U([0, 1]^2)`` through
@@ -15,7 +16,8 @@ per-component Kolmogorov-Smirnov tests (the paper's uniformity protocol, p-value
 combined with Fisher's method) and histograms. (``noise_level="auto"`` picks a
 small ``eps`` for the uniform prior for this reason.)
 
-Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run with fewer epochs.
+Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run with fewer epochs, and
+``SKDIM_DM_EXAMPLE_OUT=DIR`` to write the figure to ``DIR``.
 """
 
 # %%
@@ -32,6 +34,7 @@ from skdim_dm import NoiseInjectedInfoMax
 from skdim_dm.metrics import dm_report
 
 FAST = os.environ.get("SKDIM_DM_EXAMPLE_FAST") == "1"
+OUT = os.environ.get("SKDIM_DM_EXAMPLE_OUT")  # write the figure here when set
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -95,4 +98,6 @@ axes[3].axhline(len(X_test) / (len(bins) - 1), color="k", ls="--", lw=1)
 axes[3].set(title="marginal histograms (dashed: uniform)", xlabel="value")
 axes[3].legend(fontsize=8)
 fig.tight_layout()
-fig.savefig("plot_uniform_prior.png", dpi=100)
+if OUT:
+    fig.savefig(os.path.join(OUT, "plot_uniform_prior.png"), dpi=100)
+plt.show()

@@ -3,7 +3,8 @@
 A prior names a *base* on which training runs (``"gaussian"``: ``N(0, I)``, or
 ``"uniform"``: ``U([0, 1]^d)``) and a fixed bijection from the base to the target.
 Mutual information is invariant under bijections, so the encoder that matches the
-base also matches the target once the bijection is applied (PAPER.md section 2).
+base also matches the target once the bijection is applied (Butakov et al., ICLR
+2025, arXiv:2410.06993).
 
 * ``"gaussian"``, ``"uniform"``: the bijection is the identity.
 * a frozen ``scipy.stats`` continuous distribution, or a list of them (one per
