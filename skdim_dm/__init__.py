@@ -1,10 +1,12 @@
 """Distribution-matched representations by noise-injected Deep InfoMax.
 
-Estimators: :class:`NoiseInjectedInfoMax` (the transformer) and
-:class:`LatentOutlierDetector` (calibrated p-values on matched latents). Metrics and
+Estimators: :class:`NoiseInjectedInfoMax` (the transformer),
+:class:`LatentOutlierDetector` (calibrated p-values on matched latents) and
+:class:`Gaussianizer` (invertible joint Gaussianization of any latents). Metrics and
 scorers live in :mod:`skdim_dm.metrics`; the most used are re-exported here.
 """
 
+from ._gaussianize import Gaussianizer
 from ._infomax import CapacityWarning, NoiseInjectedInfoMax
 from ._objective import capacity_to_noise_level, noise_level_to_capacity
 from ._outliers import LatentOutlierDetector
@@ -23,6 +25,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "NoiseInjectedInfoMax",
     "LatentOutlierDetector",
+    "Gaussianizer",
     "CapacityWarning",
     "ModelFileError",
     "Prior",
