@@ -17,7 +17,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import log_ndtr, ndtr, ndtri, ndtri_exp
+from scipy.special import ndtr, ndtri
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -29,29 +29,21 @@ from ._validation import Interval, StrOptions, _fit_context, derive_seeds
 
 __all__ = ["Gaussianizer"]
 
-#: Width of the tail window, in standard-normal units: each exponential tail is
-#: fitted to the knots within this distance of the outermost knot.
-TAIL_WINDOW = 1.0
-
-
 class _MarginalMap:
-    """Strictly increasing maps ``x -> z``, one per column, with exponential tails.
+    """Strictly increasing piecewise-linear maps ``x -> z``, one per column.
 
     Column ``j`` maps its knots ``x_knots[j]`` (training quantiles, strictly
     increasing) to ``z_knots[j] = Phi^{-1}(p)``, ``p`` the smoothed empirical CDF
-    there, and interpolates linearly between knots. Beyond the outermost knots
-    the column's tail probability decays exponentially, ``P(X > x) =
-    P(X > x_max) exp(-(x - x_max) / scale)`` (likewise below), with the scales
-    ``tail_scales[j] = (lower, upper)`` fitted to the outermost knots, and
-    ``z = Phi^{-1}`` of that probability. Every piece is strictly increasing and
-    continuous, so the map is a bijection of the real line with a closed-form
-    inverse.
+    there, interpolates linearly between knots and continues linearly beyond
+    the outermost knots with slope ``tail_slopes[j]``. Every piece has a positive
+    slope, so the map is a bijection of the real line, and its inverse swaps
+    the roles of the knots.
     """
 
-    def __init__(self, x_knots, z_knots, tail_scales):
+    def __init__(self, x_knots, z_knots, tail_slopes):
         self.x_knots = x_knots
         self.z_knots = z_knots
-        self.tail_scales = tail_scales
+        self.tail_slopes = tail_slopes
 
     @classmethod
     def fit(cls, Y: np.ndarray, n_quantiles: int) -> _MarginalMap:
@@ -61,7 +53,7 @@ class _MarginalMap:
         # Quantiles at fractional ranks r = level (n - 1) of the order statistics.
         knots = np.quantile(Y, levels, axis=0)
         ranks = levels * (n - 1)
-        x_knots, z_knots, scales = [], [], []
+        x_knots, z_knots, slopes = [], [], []
         for j in range(Y.shape[1]):
             xk, inverse = np.unique(knots[:, j], return_inverse=True)
             # Tied knots (an atom in the data) collapse to one knot at their mean
@@ -72,52 +64,49 @@ class _MarginalMap:
             zk = ndtri((r + 0.5) / n)
             x_knots.append(xk)
             z_knots.append(zk)
-            scales.append(_tail_scales(xk, zk))
-        return cls(x_knots, z_knots, np.array(scales, dtype=np.float64))
+            slopes.append(_tail_slope(xk, zk))
+        return cls(x_knots, z_knots, np.array(slopes, dtype=np.float64))
 
     def forward(self, Y: np.ndarray) -> np.ndarray:
+        return self._apply(Y, self.x_knots, self.z_knots, self.tail_slopes)
+
+    def inverse(self, Z: np.ndarray) -> np.ndarray:
+        return self._apply(Z, self.z_knots, self.x_knots, 1.0 / self.tail_slopes)
+
+    @staticmethod
+    def _apply(Y, sources, targets, slopes):
         out = np.empty_like(Y)
         for j in range(Y.shape[1]):
-            y, xk, zk = Y[:, j], self.x_knots[j], self.z_knots[j]
-            lower, upper = self.tail_scales[j]
-            z = np.interp(y, xk, zk)
-            lo, hi = y < xk[0], y > xk[-1]
-            z[lo] = ndtri_exp(log_ndtr(zk[0]) - (xk[0] - y[lo]) / lower)
-            z[hi] = -ndtri_exp(log_ndtr(-zk[-1]) - (y[hi] - xk[-1]) / upper)
+            y, s, t = Y[:, j], sources[j], targets[j]
+            z = np.interp(y, s, t)
+            lo, hi = y < s[0], y > s[-1]
+            z[lo] = t[0] + (y[lo] - s[0]) * slopes[j]
+            z[hi] = t[-1] + (y[hi] - s[-1]) * slopes[j]
             out[:, j] = z
         return out
 
-    def inverse(self, Z: np.ndarray) -> np.ndarray:
-        out = np.empty_like(Z)
-        for j in range(Z.shape[1]):
-            z, xk, zk = Z[:, j], self.x_knots[j], self.z_knots[j]
-            lower, upper = self.tail_scales[j]
-            x = np.interp(z, zk, xk)
-            lo, hi = z < zk[0], z > zk[-1]
-            x[lo] = xk[0] - lower * (log_ndtr(zk[0]) - log_ndtr(z[lo]))
-            x[hi] = xk[-1] + upper * (log_ndtr(-zk[-1]) - log_ndtr(-z[hi]))
-            out[:, j] = x
-        return out
 
+def _tail_slope(xk: np.ndarray, zk: np.ndarray) -> float:
+    """Slope ``dz/dx`` of both linear tails: a Gaussian fitted to the bulk.
 
-def _tail_scales(xk: np.ndarray, zk: np.ndarray) -> tuple[float, float]:
-    """Scales of the exponential tails, fitted to the outermost knots.
-
-    The upper tail's ``log P(X > x)`` is taken linear in ``x`` through the
-    outermost knot and the knot about ``TAIL_WINDOW`` standard-normal units
-    inside it (the first knot when there are fewer); likewise below. An
-    exponential tail is heavier than a Gaussian one, so a held-out row beyond
-    the training range gets a large but not extreme ``z``, and stacked layers
-    pull it in rather than push it out. A single knot (a constant column) gets
-    scale 1.
+    The secant of the map between the knots nearest ``z = -1`` and ``z = +1``
+    (the central 68%), i.e. ``1 / sigma`` of the Gaussian through the 16% and
+    84% quantiles; all knots when there are too few. Tails are linear in both
+    directions, so neither ``transform`` nor ``inverse_transform`` compounds
+    over layers: a later layer sees nearly standard normal data, its slope is
+    about 1, and a held-out outlier passes through it about unchanged. (A slope
+    fitted to the extreme quantiles amplified outliers layer after layer, and a
+    heavier-than-Gaussian tail made ``inverse_transform`` grow doubly
+    exponentially with the number of layers.) A single knot (a constant column)
+    gets slope 1.
     """
     if xk.size < 2:
-        return 1.0, 1.0
-    lo = min(int(np.searchsorted(zk, zk[0] + TAIL_WINDOW)), xk.size - 1)
-    hi = max(int(np.searchsorted(zk, zk[-1] - TAIL_WINDOW, side="right")) - 1, 0)
-    lower = (xk[lo] - xk[0]) / (log_ndtr(zk[lo]) - log_ndtr(zk[0]))
-    upper = (xk[-1] - xk[hi]) / (log_ndtr(-zk[hi]) - log_ndtr(-zk[-1]))
-    return float(lower), float(upper)
+        return 1.0
+    lo = int(np.argmin(np.abs(zk + 1.0)))
+    hi = int(np.argmin(np.abs(zk - 1.0)))
+    if hi <= lo:
+        lo, hi = 0, xk.size - 1
+    return float((zk[hi] - zk[lo]) / (xk[hi] - xk[lo]))
 
 
 def _haar_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
@@ -181,8 +170,10 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     knots, ``Phi^{-1}`` of their Hazen plotting positions ``(rank + 1/2) / n``
     are their images (tied quantiles collapse to one knot at their mean rank),
     and the map is linear between knots. Outside the training range each
-    feature continues linearly in the normal domain (a Gaussian tail fitted to
-    the outermost quantiles), so held-out rows are never clipped. Every piece
+    feature continues linearly in the normal domain, with the slope of a
+    Gaussian fitted to its central quantiles, so held-out rows are never
+    clipped: an outlier stays an outlier (``QuantileTransformer`` would put it
+    at ``+-5.2``), and ``max |cov - I|`` of held-out latents shows it. Every piece
     is strictly increasing, hence :meth:`inverse_transform` inverts
     :meth:`transform` exactly up to rounding, on any input.
 
@@ -241,8 +232,9 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     marginals_ : list of length n_layers_
         Per layer, the fitted per-feature maps: ``x_knots`` and ``z_knots``
-        (lists of strictly increasing arrays, one per feature) and ``slopes``
-        (ndarray of shape (n_features_in_, 2), the lower and upper tail slopes).
+        (lists of strictly increasing arrays, one per feature) and
+        ``tail_slopes`` (ndarray of shape (n_features_in_,), the slope ``dz/dx``
+        beyond the outermost knots).
 
     rotations_ : ndarray of shape (n_layers_, n_features_in_, n_features_in_)
         Orthogonal matrices; layer ``k`` maps ``Y`` to ``Y @ rotations_[k]``.
