@@ -29,6 +29,7 @@ from ._validation import Interval, StrOptions, _fit_context, derive_seeds
 
 __all__ = ["Gaussianizer"]
 
+
 class _MarginalMap:
     """Strictly increasing piecewise-linear maps ``x -> z``, one per column.
 
@@ -272,6 +273,33 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     True
     >>> gauss.get_feature_names_out()
     array(['gaussianizer0', 'gaussianizer1', 'gaussianizer2'], dtype=object)
+
+    One search compares :class:`NoiseInjectedInfoMax` with the two-stage
+    pipeline PCA then Gaussianizer, on accuracy and on matching side by side
+    (``gaussianity_scorer`` is minus the kNN KL of the latents to ``N(0, I)``; it
+    finds the latents in either pipeline: the steps before the classifier):
+
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import Pipeline, make_pipeline
+    >>> from skdim_dm import NoiseInjectedInfoMax, gaussianity_scorer
+    >>> X, y = load_digits(return_X_y=True)
+    >>> pipe = Pipeline([("embed", None), ("clf", LogisticRegression(max_iter=500))])
+    >>> embeddings = [
+    ...     NoiseInjectedInfoMax(2, max_epochs=5, device="cpu", random_state=0),
+    ...     make_pipeline(PCA(2, whiten=True), Gaussianizer(random_state=0)),
+    ... ]
+    >>> search = GridSearchCV(
+    ...     pipe,
+    ...     {"embed": embeddings},
+    ...     scoring={"accuracy": "accuracy", "matching": gaussianity_scorer},
+    ...     refit="accuracy",
+    ...     cv=2,
+    ... ).fit(X, y)
+    >>> search.cv_results_["mean_test_matching"].shape  # one per embedding
+    (2,)
     """
 
     _parameter_constraints: dict = {
