@@ -60,9 +60,13 @@ class _MarginalMap:
             # Tied knots (an atom in the data) collapse to one knot at their mean
             # rank: the middle of the atom's jump in the empirical CDF.
             r = np.bincount(inverse, weights=ranks) / np.bincount(inverse)
-            # Hazen plotting positions (r + 1/2) / n: in (0, 1), so z is finite;
-            # the training extremes map to about +-Phi^{-1}(1 - 1/(2 n)).
-            zk = ndtri((r + 0.5) / n)
+            # Weibull plotting positions (r + 1) / (n + 1) = E[F(X_(r+1))], the
+            # expected CDF at the order statistic: where a new row falls on
+            # average. In (0, 1), so z is finite: the training extremes map to
+            # +-Phi^{-1}(n / (n + 1)). On held-out digits and breast-cancer PCA
+            # latents (d = 8, 5 seeds) they gave a higher ||z||^2 KS p and a
+            # smaller max |cov - I| than Hazen's (r + 1/2) / n.
+            zk = ndtri((r + 1.0) / (n + 1.0))
             x_knots.append(xk)
             z_knots.append(zk)
             slopes.append(_tail_slope(xk, zk))
@@ -168,9 +172,9 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     The per-feature step maps each feature through its interpolated empirical
     CDF and the standard normal quantile function: the training quantiles are
-    knots, ``Phi^{-1}`` of their Hazen plotting positions ``(rank + 1/2) / n``
-    are their images (tied quantiles collapse to one knot at their mean rank),
-    and the map is linear between knots. Outside the training range each
+    knots, ``Phi^{-1}(rank / (n + 1))`` (ranks from 1, the expected CDF at an
+    order statistic) are their images, tied quantiles collapse to one knot at
+    their mean rank, and the map is linear between knots. Outside the training range each
     feature continues linearly in the normal domain, with the slope of a
     Gaussian fitted to its central quantiles, so held-out rows are never
     clipped: an outlier stays an outlier (``QuantileTransformer`` would put it
