@@ -414,8 +414,8 @@ def tables(result, markdown=False):
         lines.append("")
     lines.append(
         "Mean +- sd over seeds; p-values: median (min-max). KS: ||z||^2 against "
-        "chi2(d). boot. HZ: mean Henze-Zirkler p over 1024 subsamples of 64 (ideal "
-        "about the exact-normal reference)."
+        "chi2(d). boot. HZ: mean Henze-Zirkler p over 1024 subsamples (size in each "
+        "title; ideal: about the exact-normal reference)."
     )
     return "\n".join(lines)
 
@@ -436,10 +436,15 @@ def figure(result, path):
     markers = "osD^v<>pPX*h"
     style = {m: (f"C{i % 10}", markers[i % len(markers)]) for i, m in enumerate(names)}
     tasks = list(summary)
+    ncols = min(3, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
     fig, axes = plt.subplots(
-        1, len(tasks), figsize=(4.2 * len(tasks), 4.2), squeeze=False
+        nrows, ncols, figsize=(5.0 * ncols, 4.2 * nrows + 0.8), squeeze=False
     )
-    for ax, task in zip(axes[0], tasks):
+    axes = axes.ravel()
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, task in zip(axes, tasks):
         target = result["tasks"][task]["target"]
         key = f"{target}_acc"
         for name, per in summary[task].items():
@@ -467,7 +472,7 @@ def figure(result, path):
         ax.set_title(f"{task} (d = {info['d']}, {info['n_train']} train)")
         ax.grid(alpha=0.3)
     handles = {}
-    for ax in axes[0]:
+    for ax in axes[: len(tasks)]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     fig.legend(
@@ -480,7 +485,7 @@ def figure(result, path):
     fig.suptitle(
         "Matching against information kept; dashed: KS p = 0.05; mean +- sd over seeds"
     )
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
