@@ -1,13 +1,15 @@
 """Distribution-matched representations by noise-injected Deep InfoMax.
 
-Estimators: :class:`NoiseInjectedInfoMax` (the transformer) and
-:class:`LatentOutlierDetector` (calibrated p-values on matched latents). Metrics and
+Estimators: :class:`NoiseInjectedInfoMax` (the transformer),
+:class:`LatentOutlierDetector` (calibrated p-values on matched latents) and
+:class:`Gaussianizer` (invertible joint Gaussianization of any latents). Metrics and
 scorers live in :mod:`skdim_dm.metrics`; the most used are re-exported here. Figures
 of latents against their prior: :mod:`skdim_dm.plotting` (needs matplotlib, imported
 only when drawing). The command line is ``python -m skdim_dm``.
 """
 
 from ._base import capacity_to_noise_level, noise_level_to_capacity
+from ._gaussianize import Gaussianizer
 from ._infomax import CapacityWarning, NoiseInjectedInfoMax
 from ._networks import build_networks
 from ._outliers import LatentOutlierDetector
@@ -25,6 +27,7 @@ from .metrics import (
 __all__ = [
     "NoiseInjectedInfoMax",
     "LatentOutlierDetector",
+    "Gaussianizer",
     "CapacityWarning",
     "ModelFileError",
     "Prior",

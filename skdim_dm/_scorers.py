@@ -1,10 +1,23 @@
 """Scorers ``(estimator, X, y=None) -> float`` for latent distribution matching.
 
-Each scorer finds the :class:`NoiseInjectedInfoMax` in what it is given (the
-estimator itself, or the last one in a :class:`~sklearn.pipeline.Pipeline`, also
-inside nested pipelines), transforms ``X`` up to and including it, and scores
-the latents with a metric from :mod:`skdim_dm.metrics`. Higher is always better,
-so they plug into ``GridSearchCV(scoring=...)`` alone or in a multi-metric dict.
+Each scorer finds the latents of ``X`` in what it is given and scores them with a
+metric from :mod:`skdim_dm.metrics`. Higher is always better, so they plug into
+``GridSearchCV(scoring=...)`` alone or in a multi-metric dict. The latents are,
+in order of precedence:
+
+1. a :class:`NoiseInjectedInfoMax`'s output: the estimator itself, or the last
+   one in a :class:`~sklearn.pipeline.Pipeline` (also inside nested pipelines),
+   ``X`` transformed up to and including it (steps after it are not applied);
+2. any other transformer's ``transform(X)`` (a pipeline of transformers too,
+   e.g. ``PCA`` then :class:`Gaussianizer`);
+3. for a pipeline whose last step has no ``transform`` (a classifier),
+   ``pipeline[:-1].transform(X)``, looking inside that last step when it is
+   itself such a pipeline.
+
+So one ``GridSearchCV`` can compare our estimator and a two-stage pipeline on
+accuracy and matching side by side. Latents that do not come from a
+``NoiseInjectedInfoMax`` are compared with ``N(0, I)`` where a scorer follows the
+estimator's prior (``prior_scorer``, ``make_latent_scorer``).
 
 Why the default is ``-KL`` (nats) and not the paper's mean p-value: the kNN
 estimate of ``KL(latents || prior)`` is a divergence, 0 exactly at a match and
@@ -103,7 +116,10 @@ def _contains_infomax(step) -> bool:
 
 
 def _latents(estimator, X):
-    """``(latents of X, the NoiseInjectedInfoMax that made them)``."""
+    """``(latents of X, the NoiseInjectedInfoMax that made them or None)``.
+
+    The rules, in order, are in the module docstring.
+    """
     if isinstance(estimator, NoiseInjectedInfoMax):
         return estimator.transform(X), estimator
     if isinstance(estimator, Pipeline):
@@ -114,9 +130,20 @@ def _latents(estimator, X):
             if _contains_infomax(step):
                 Xt = estimator[:i].transform(X) if i else X
                 return _latents(step, Xt)
+        if not hasattr(estimator, "transform") and len(estimator.steps) > 1:
+            # The last step predicts: the latents are what it is fed.
+            Xt = estimator[:-1].transform(X)
+            last = estimator.steps[-1][1]
+            if isinstance(last, Pipeline) and not hasattr(last, "transform"):
+                return _latents(last, Xt)
+            return Xt, None
+    if hasattr(estimator, "transform"):
+        return estimator.transform(X), None
     raise TypeError(
-        "latent scorers need a fitted NoiseInjectedInfoMax or a Pipeline containing "
-        f"one, got {type(estimator).__name__}"
+        "latent scorers need a fitted transformer (e.g. NoiseInjectedInfoMax, or a "
+        "Pipeline of PCA and Gaussianizer) or a Pipeline whose steps before the "
+        f"last one make the latents; got {type(estimator).__name__}, which has no "
+        "transform"
     )
 
 
@@ -141,9 +168,12 @@ class _LatentScorer:
         kwargs = dict(self.kwargs)
         prior = self.prior
         if prior == "estimator":
-            resolved = resolve_prior(step.prior)
-            Z = resolved.from_target(Z)
-            prior = resolved.base.name
+            if step is None:  # not our estimator's latents: compare with N(0, I)
+                prior = "gaussian"
+            else:
+                resolved = resolve_prior(step.prior)
+                Z = resolved.from_target(Z)
+                prior = resolved.base.name
         # The scorer's prior goes only to metrics that take one; a prior the user
         # put in kwargs is passed as given.
         if prior is not None and "prior" not in kwargs:
@@ -191,7 +221,8 @@ def make_latent_scorer(metric, *, greater_is_better=None, **kwargs) -> Callable:
         ``metric(Z, **kwargs)`` returning a float or a result with a ``pvalue``
         (which is then used). When the metric takes a ``prior`` argument and
         ``kwargs`` does not set it, the scorer passes the estimator's own base
-        prior and maps the latents back to it first.
+        prior and maps the latents back to it first (``"gaussian"`` for latents
+        that no :class:`NoiseInjectedInfoMax` made).
 
     greater_is_better : bool or None, default=None
         Direction of ``metric``; the scorer returns ``-metric`` when False, so
@@ -359,7 +390,8 @@ uniformity_scorer.__doc__ = (
 )
 
 #: ``-KL(latents || the estimator's prior)`` in nats: the same number as
-#: ``NoiseInjectedInfoMax.score``, from inside a Pipeline too.
+#: ``NoiseInjectedInfoMax.score``, from inside a Pipeline too; latents of any
+#: other transformer are compared with ``N(0, I)``.
 prior_scorer = _LatentScorer(
     _metrics.knn_kl_divergence,
     sign=-1,

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdim_dm import NoiseInjectedInfoMax
+from skdim_dm import Gaussianizer, NoiseInjectedInfoMax
 
 
 def _estimators():
@@ -22,6 +22,8 @@ def _estimators():
             max_epochs=3,
             device="cpu",
         ),
+        Gaussianizer(),
+        Gaussianizer(rotation="pca", whiten=False, tol=1e-3),
     ]
 
 

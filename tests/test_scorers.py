@@ -7,12 +7,13 @@ import pytest
 from scipy import stats
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skdim_dm import NoiseInjectedInfoMax
+from skdim_dm import Gaussianizer, NoiseInjectedInfoMax
 from skdim_dm.metrics import (
     LATENT_METRICS,
     TestResult,
@@ -20,6 +21,7 @@ from skdim_dm.metrics import (
     henze_zirkler,
     knn_kl_divergence,
     make_latent_scorer,
+    norm_ks_test,
     prior_scorer,
     sliced_wasserstein,
     uniformity_scorer,
@@ -100,12 +102,98 @@ def test_scorers_transform_up_to_the_infomax_step(fitted, digits):
     assert prior_scorer(outer, X) == -knn_kl_divergence(Z)
 
 
-def test_scorers_need_an_infomax_step(digits):
+def test_scorers_take_the_latents_of_any_transformer_or_pipeline(digits):
     X, y = digits
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=50)).fit(X, y)
-    for scorer in (prior_scorer, gaussianity_scorer, make_latent_scorer("knn_kl")):
-        with pytest.raises(TypeError, match="NoiseInjectedInfoMax"):
-            scorer(pipe, X, y)
+    # A transformer: its output.
+    two_stage = make_pipeline(
+        PCA(3, whiten=True, random_state=0), Gaussianizer(random_state=0)
+    ).fit(X)
+    Z = two_stage.transform(X)
+    assert gaussianity_scorer(two_stage, X) == -knn_kl_divergence(Z)
+    # Latents not made by NoiseInjectedInfoMax are compared with N(0, I).
+    assert prior_scorer(two_stage, X) == -knn_kl_divergence(Z)
+    assert make_latent_scorer("norm_ks")(two_stage[-1], two_stage[0].transform(X)) == (
+        norm_ks_test(Z).pvalue
+    )
+    # A pipeline ending in a classifier: what the classifier is fed.
+    clf = make_pipeline(
+        PCA(3, whiten=True, random_state=0),
+        Gaussianizer(random_state=0),
+        LogisticRegression(max_iter=200),
+    ).fit(X, y)
+    assert prior_scorer(clf, X, y) == -knn_kl_divergence(clf[:-1].transform(X))
+    # ... also when the classifier sits in a nested pipeline of its own.
+    nested = Pipeline(
+        [
+            ("pca", PCA(3, whiten=True, random_state=0)),
+            (
+                "model",
+                make_pipeline(Gaussianizer(random_state=0), LogisticRegression()),
+            ),
+        ]
+    ).fit(X, y)
+    Zn = nested["model"][0].transform(nested["pca"].transform(X))
+    assert prior_scorer(nested, X, y) == -knn_kl_divergence(Zn)
+    scaled = make_pipeline(StandardScaler(), LogisticRegression(max_iter=50)).fit(X, y)
+    assert gaussianity_scorer(scaled, X) == -knn_kl_divergence(scaled[0].transform(X))
+
+
+def test_scorers_need_latents(digits):
+    X, y = digits
+    bare = LogisticRegression(max_iter=2000).fit(X, y)
+    alone = Pipeline([("clf", LogisticRegression(max_iter=2000))]).fit(X, y)
+    for est in (bare, alone):
+        for scorer in (prior_scorer, gaussianity_scorer, make_latent_scorer("knn_kl")):
+            with pytest.raises(TypeError, match="no transform"):
+                scorer(est, X, y)
+
+
+def test_infomax_latents_take_precedence_in_a_pipeline(fitted, digits):
+    X, y = digits
+    pipe = fitted["pipeline"]
+    after = Pipeline(
+        [("embed", pipe[:2]), ("gauss", Gaussianizer(n_layers=2, random_state=0))]
+    ).fit(X)
+    # The NoiseInjectedInfoMax output is scored, not the Gaussianizer's.
+    Z = pipe[:2].transform(X)
+    assert prior_scorer(after, X) == -knn_kl_divergence(Z)
+
+
+def test_one_search_compares_infomax_with_a_two_stage_pipeline():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    pipe = Pipeline([("embed", None), ("clf", LogisticRegression(max_iter=300))])
+    embeddings = [
+        NoiseInjectedInfoMax(
+            2, hidden_layer_sizes=(32,), max_epochs=3, device="cpu", random_state=0
+        ),
+        make_pipeline(
+            PCA(2, whiten=True, random_state=0), Gaussianizer(random_state=0)
+        ),
+    ]
+    cv = StratifiedKFold(n_splits=2, shuffle=True, random_state=0)
+    search = GridSearchCV(
+        pipe,
+        {"embed": embeddings},
+        scoring={"accuracy": "accuracy", "matching": gaussianity_scorer},
+        refit="accuracy",
+        cv=cv,
+    ).fit(X, y)
+    res = search.cv_results_
+    acc, match = res["mean_test_accuracy"], res["mean_test_matching"]
+    assert np.all(np.isfinite(match)) and np.all((acc > 0.1) & (acc <= 1))
+    assert search.best_index_ == int(np.argmax(acc))
+    # Each recorded score is the scorer on the held-out fold, latents included.
+    train, test = next(cv.split(X, y))
+    for i, embed in enumerate(embeddings):
+        again = clone(pipe).set_params(embed=clone(embed)).fit(X[train], y[train])
+        Z = again[:-1].transform(X[test])
+        assert res["split0_test_matching"][i] == pytest.approx(
+            -knn_kl_divergence(Z), rel=1e-9
+        )
+        assert res["split0_test_accuracy"][i] == pytest.approx(
+            again.score(X[test], y[test])
+        )
 
 
 @pytest.mark.parametrize("name", sorted(LATENT_METRICS))

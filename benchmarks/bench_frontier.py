@@ -1,0 +1,644 @@
+"""The frontier: how well latents match ``N(0, I)`` against how much they keep.
+
+Per task (a data set and a latent dimension ``d``) and seed, every method is fitted
+on the training rows and evaluated on the **held-out** latents (fit on train,
+transform test), all in the same run with the same thread count:
+
+* matching: KS p of ``||z||^2`` against ``chi2(d)`` on all test latents (and on the
+  train latents, to tell a fitting failure from a generalization failure); the
+  paper's bootstrap Henze-Zirkler mean p (1024 subsamples of 64) beside the same
+  statistic on an exact ``N(0, I)`` sample of the same shape (at ``d >= 8`` it is
+  biased low even for exact normal data); ``max |cov - I|``; kNN KL to the prior
+  in nats, also beside its value on the exact normal sample;
+* information kept: ``LogisticRegression(max_iter=1000)`` and
+  ``MLPClassifier(alpha=1.0, max_iter=1000)`` test accuracy, trained on the train
+  latents (the MLP on a fixed subsample of at most ``--mlp-max-train`` rows);
+* cost: fit time (wall seconds of ``fit_transform`` on the training rows, every
+  stage included) and transform time of the test rows.
+
+Methods are small factories ``(task, d, seed) -> estimator or pipeline`` in
+``METHODS`` below; add a line there to benchmark a new configuration, e.g.::
+
+    "ours-sliced": lambda task, d, seed: infomax(task, d, seed, critic="..."),
+
+``infomax`` applies the task's standardization and the ``--quick`` epoch cap;
+``time_budget(seconds)`` is a callback that stops a fit at the end of the epoch
+that crosses the budget (``infomax(task, d, seed, callbacks=[time_budget(180)])``),
+and a factory may branch on ``task.name`` for per-task budgets.
+
+Usage (one torch/BLAS/numba thread unless ``--threads``)::
+
+    python benchmarks/bench_frontier.py --mnist PATH/mnist.npz --seeds 0 1 2 \
+        --figure benchmarks/results/frontier.png --markdown
+    python benchmarks/bench_frontier.py --tasks digits8 tabular8 --methods pca-rbig
+    python benchmarks/bench_frontier.py --where ours-neighbors=mnist2@0 ...
+    python benchmarks/bench_frontier.py --replot benchmarks/results/frontier.json \
+        --figure out.png --markdown       # tables and figure from a saved run
+    python benchmarks/bench_frontier.py --quick --mnist PATH   # smoke test, < 1 min
+
+The MNIST path may also come from ``SKDIM_DM_MNIST``. ``umap-rbig`` needs the
+``bench`` extra (``pip install -e ".[bench]"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _thread_count(argv) -> int:
+    """``--threads N`` read before numpy, torch and numba start their pools."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return 1
+
+
+THREADS = _thread_count(sys.argv[1:])
+for _var in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+):
+    os.environ[_var] = str(THREADS)
+
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.stats import ortho_group  # noqa: E402
+from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.neural_network import MLPClassifier  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import QuantileTransformer, StandardScaler  # noqa: E402
+
+import skdim_dm  # noqa: E402
+from skdim_dm import Gaussianizer, NoiseInjectedInfoMax  # noqa: E402
+from skdim_dm.metrics import (  # noqa: E402
+    knn_kl_divergence,
+    norm_ks_test,
+    normality_bootstrap,
+)
+
+torch.set_num_threads(THREADS)
+
+N_BOOT, BOOT_SIZE = 1024, 64
+HERE = Path(__file__).resolve().parent
+
+
+# -------------------------------------------------------------------- tasks
+@dataclass(frozen=True)
+class Task:
+    """What a method factory may look at: the task, not its data."""
+
+    name: str
+    d: int
+    image: bool  # MNIST pixels: NoiseInjectedInfoMax uses standardize="global"
+    n_features: int
+    quick: bool = False
+
+
+def time_budget(seconds: float):
+    """A ``NoiseInjectedInfoMax`` callback: stop after the epoch that crosses it.
+
+    The clock starts when the callback is made, i.e. when the factory builds the
+    estimator, just before ``fit``.
+    """
+    start = time.perf_counter()
+
+    def stop(epoch, logs):
+        return time.perf_counter() - start > seconds
+
+    return stop
+
+
+def infomax(task: Task, d: int, seed: int, **params):
+    """``NoiseInjectedInfoMax`` for ``task``: global standardization on images,
+    CPU, seeded; ``--quick`` caps the epochs at 2."""
+    params.setdefault("standardize", "global" if task.image else "features")
+    if task.quick:
+        params["max_epochs"] = min(params.get("max_epochs", 100), 2)
+    return NoiseInjectedInfoMax(d, random_state=seed, device="cpu", **params)
+
+
+def umap_stage(task: Task, d: int, seed: int):
+    try:
+        import umap
+    except ImportError as exc:
+        raise SystemExit(
+            "the umap-* methods need umap-learn: pip install -e '.[bench]'"
+        ) from exc
+    # n_jobs=1 and a random_state: single-threaded and reproducible.
+    return umap.UMAP(n_components=d, n_jobs=1, random_state=seed)
+
+
+class QuantileRBIG(TransformerMixin, BaseEstimator):
+    """The NOTES.md reference recipe: ``n_layers`` rounds of
+    ``QuantileTransformer(output_distribution="normal", n_quantiles=1000)`` and a
+    ``scipy.stats.ortho_group`` rotation, fitted on the training rows. Not
+    invertible beyond the training range (the quantile step clips at +-5.2)."""
+
+    def __init__(self, n_layers=10, random_state=None):
+        self.n_layers = n_layers
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        rng = np.random.default_rng(self.random_state)
+        self.layers_ = []
+        for _ in range(self.n_layers):
+            qt = QuantileTransformer(
+                output_distribution="normal",
+                n_quantiles=min(1000, X.shape[0]),
+                random_state=0,
+            )
+            rot = ortho_group.rvs(X.shape[1], random_state=rng)
+            X = qt.fit_transform(X) @ rot
+            self.layers_.append((qt, rot))
+        return X
+
+    def transform(self, X):
+        for qt, rot in self.layers_:
+            X = qt.transform(X) @ rot
+        return X
+
+
+#: name -> factory (task, d, seed) -> estimator or pipeline with fit_transform and
+#: transform. Everything seeded gets ``seed``.
+METHODS = {
+    "ours-default": lambda task, d, seed: infomax(task, d, seed),
+    # The README image recipe (neighbor views, MLP 256x3, cosine, 140 epochs on MNIST).
+    "ours-neighbors": lambda task, d, seed: infomax(
+        task,
+        d,
+        seed,
+        augmentation="neighbors",
+        hidden_layer_sizes=(256, 256, 256),
+        learning_rate_schedule="cosine",
+        max_epochs=140 if task.image else 100,
+    ),
+    "pca-whiten": lambda task, d, seed: PCA(d, whiten=True, random_state=seed),
+    "pca-rbig": lambda task, d, seed: make_pipeline(
+        PCA(d, whiten=True, random_state=seed), Gaussianizer(10, random_state=seed)
+    ),
+    "rbig-qt": lambda task, d, seed: make_pipeline(
+        PCA(d, whiten=True, random_state=seed), QuantileRBIG(10, random_state=seed)
+    ),
+    "umap-rbig": lambda task, d, seed: make_pipeline(
+        PCA(min(50, task.n_features), random_state=seed),
+        umap_stage(task, d, seed),
+        Gaussianizer(10, random_state=seed),
+    ),
+    "umap-rbig-qt": lambda task, d, seed: make_pipeline(
+        PCA(min(50, task.n_features), random_state=seed),
+        umap_stage(task, d, seed),
+        QuantileRBIG(10, random_state=seed),
+    ),
+}
+#: Run when ``--methods`` is not given.
+DEFAULT_METHODS = (
+    "ours-default",
+    "ours-neighbors",
+    "pca-whiten",
+    "pca-rbig",
+    "rbig-qt",
+    "umap-rbig",
+)
+#: Per task: latent dimension, image or not, the classifier its target is on.
+TASKS = {
+    "mnist2": {"d": 2, "image": True, "target": "mlp"},
+    "digits8": {"d": 8, "image": False, "target": "lr"},
+    "mnist16": {"d": 16, "image": True, "target": "lr"},
+    "mnist64": {"d": 64, "image": True, "target": "lr"},
+    "tabular8": {"d": 8, "image": False, "target": "lr"},
+}
+
+
+# --------------------------------------------------------------------- data
+def _mnist_path(args):
+    path = args.mnist or os.environ.get("SKDIM_DM_MNIST")
+    if not path:
+        raise SystemExit("the mnist tasks need --mnist PATH or SKDIM_DM_MNIST")
+    return path
+
+
+def _subset(n_total, n, seed=0):
+    """A fixed subset of ``n`` row indices (all rows, in order, when n is None)."""
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
+
+
+def load_task(name, args):
+    """``(X_train, y_train, X_test, y_test)``; the same rows for every method."""
+    quick = args.quick
+    if name.startswith("mnist"):
+        with np.load(_mnist_path(args)) as data:
+            Xtr, ytr = data["X_train"], data["y_train"]
+            Xte, yte = data["X_test"], data["y_test"]
+        n_train = None if name == "mnist2" else args.mnist_train
+        n_test = args.mnist_test
+        if quick:
+            n_train, n_test = 600, 300
+        tr, te = _subset(len(Xtr), n_train), _subset(len(Xte), n_test)
+        flat = lambda a: (a.reshape(len(a), -1) / np.float32(255)).astype(np.float32)  # noqa: E731
+        return flat(Xtr[tr]), ytr[tr].astype(int), flat(Xte[te]), yte[te].astype(int)
+    # digits8: the 8x8 digits; tabular8: Wisconsin breast cancer (30 features).
+    loader = load_digits if name == "digits8" else load_breast_cancer
+    X, y = loader(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, y, test_size=0.3, stratify=y, random_state=0
+    )
+    scaler = StandardScaler().fit(Xtr)  # part of the task, the same for all methods
+    return scaler.transform(Xtr), ytr, scaler.transform(Xte), yte
+
+
+# ------------------------------------------------------------------ metrics
+def max_cov_error(Z):
+    return float(np.max(np.abs(np.cov(Z, rowvar=False) - np.eye(Z.shape[1]))))
+
+
+def boot_size(d):
+    """The paper's 64 rows per subsample; ``2 d`` where 64 would not exceed ``d``."""
+    return max(BOOT_SIZE, 2 * d) if d >= BOOT_SIZE // 2 else BOOT_SIZE
+
+
+def hz_bootstrap(Z):
+    return normality_bootstrap(
+        Z, n_subsamples=N_BOOT, subsample_size=boot_size(Z.shape[1]), random_state=0
+    )["henze_zirkler"]
+
+
+def reference(shape, seed):
+    """The same statistics on an exact ``N(0, I)`` sample of the test latents' shape."""
+    Z = np.random.default_rng(1000 + seed).standard_normal(shape)
+    return {"hz": hz_bootstrap(Z), "knn_kl": knn_kl_divergence(Z)}
+
+
+def accuracies(Z_train, y_train, Z_test, y_test, args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning in --quick
+        lr = LogisticRegression(max_iter=1000).fit(Z_train, y_train)
+        rows = _subset(len(Z_train), args.mlp_max_train, seed=1)
+        mlp = MLPClassifier(
+            alpha=1.0, max_iter=100 if args.quick else 1000, random_state=0
+        ).fit(Z_train[rows], y_train[rows])
+    return {
+        "lr_acc": float(lr.score(Z_test, y_test)),
+        "mlp_acc": float(mlp.score(Z_test, y_test)),
+        "mlp_n_train": int(len(rows)),
+    }
+
+
+def run_one(method, task, seed, data, args):
+    X_train, y_train, X_test, y_test = data
+    est = METHODS[method](task, task.d, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        Z_train = np.asarray(est.fit_transform(X_train), dtype=np.float64)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        Z_test = np.asarray(est.transform(X_test), dtype=np.float64)
+        transform_s = time.perf_counter() - t0
+    row = {"task": task.name, "method": method, "seed": seed}
+    if not (np.all(np.isfinite(Z_train)) and np.all(np.isfinite(Z_test))):
+        row["error"] = "non-finite latents"
+        return row
+    row.update(
+        ks_p=norm_ks_test(Z_test).pvalue,
+        train_ks_p=norm_ks_test(Z_train).pvalue,
+        hz=hz_bootstrap(Z_test),
+        cov_err=max_cov_error(Z_test),
+        knn_kl=knn_kl_divergence(Z_test),
+        fit_s=fit_s,
+        transform_s=transform_s,
+    )
+    row.update(accuracies(Z_train, y_train, Z_test, y_test, args))
+    return row
+
+
+# ------------------------------------------------------------------- tables
+COLUMNS = [
+    # key, header, format; p-values are shown as median (min-max) over seeds.
+    ("ks_p", "KS p, test", "p"),
+    ("train_ks_p", "KS p, train", "p"),
+    ("hz", "boot. HZ", ".3f"),
+    ("cov_err", "max abs(cov-I)", ".3f"),
+    ("knn_kl", "kNN KL", ".3f"),
+    ("lr_acc", "LR acc", ".3f"),
+    ("mlp_acc", "MLP acc", ".3f"),
+    ("fit_s", "fit s", ".1f"),
+    ("transform_s", "transform s", ".2f"),
+]
+
+
+def _fmt_p(p):
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.0e}"
+
+
+def _cell(values, fmt):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if fmt == "p":
+        med = float(np.median(values))
+        if len(values) == 1:
+            return _fmt_p(med)
+        return f"{_fmt_p(med)} ({_fmt_p(min(values))}-{_fmt_p(max(values))})"
+    mean = float(np.mean(values))
+    if len(values) == 1:
+        return format(mean, fmt)
+    return f"{format(mean, fmt)} +- {format(float(np.std(values, ddof=1)), fmt)}"
+
+
+def summarize(result):
+    """Per task: ``{method: {key: [per-seed values]}}`` in registry order."""
+    out = {}
+    for row in result["runs"]:
+        if "error" in row:
+            continue
+        per = out.setdefault(row["task"], {}).setdefault(row["method"], {})
+        per.setdefault("seeds", []).append(row["seed"])
+        for key, _, _ in COLUMNS:
+            per.setdefault(key, []).append(row.get(key))
+    return out
+
+
+def tables(result, markdown=False):
+    lines = []
+    summary = summarize(result)
+    for task, methods in summary.items():
+        info = result["tasks"][task]
+        refs = info["reference"].values()
+        ref_hz = _cell([r["hz"] for r in refs], ".3f")
+        ref_kl = _cell([r["knn_kl"] for r in refs], ".3f")
+        title = (
+            f"{task}: d = {info['d']}, {info['n_train']} train / {info['n_test']} "
+            f"test rows; exact N(0, I) sample of the test shape: boot. HZ {ref_hz} "
+            f"(subsamples of {info['boot_size']}), kNN KL {ref_kl}"
+        )
+        header = ["method", "seeds"] + [h for _, h, _ in COLUMNS]
+        rows = [
+            [name, " ".join(str(s) for s in per["seeds"])]
+            + [_cell(per[key], fmt) for key, _, fmt in COLUMNS]
+            for name, per in methods.items()
+        ]
+        if markdown:
+            lines += [f"**{title}**", ""]
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+        else:
+            widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+            lines.append(title)
+            for r in [header] + rows:
+                lines.append("  ".join(x.ljust(w) for x, w in zip(r, widths)))
+        lines.append("")
+    lines.append(
+        "Mean +- sd over seeds; p-values: median (min-max). KS: ||z||^2 against "
+        "chi2(d). boot. HZ: mean Henze-Zirkler p over 1024 subsamples (size in each "
+        "title; ideal: about the exact-normal reference)."
+    )
+    return "\n".join(lines)
+
+
+def _sd(values):
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def figure(result, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize(result)
+    names = [m for m in METHODS if any(m in s for s in summary.values())]
+    names += sorted({m for s in summary.values() for m in s} - set(names))
+    markers = "osD^v<>pPX*h"
+    style = {m: (f"C{i % 10}", markers[i % len(markers)]) for i, m in enumerate(names)}
+    tasks = list(summary)
+    ncols = min(3, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5.0 * ncols, 4.2 * nrows + 0.8), squeeze=False
+    )
+    axes = axes.ravel()
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, task in zip(axes, tasks):
+        target = result["tasks"][task]["target"]
+        key = f"{target}_acc"
+        for name, per in summary[task].items():
+            # p = 0 (underflow) is drawn at 1e-300.
+            logp = -np.log10(np.maximum(per["ks_p"], 1e-300))
+            acc = np.asarray(per[key])
+            color, marker = style[name]
+            ax.errorbar(
+                float(np.mean(logp)),
+                float(np.mean(acc)),
+                xerr=_sd(logp),
+                yerr=_sd(acc),
+                fmt=marker,
+                color=color,
+                markersize=8,
+                capsize=3,
+                label=name,
+            )
+        ax.axvline(-math.log10(0.05), color="0.6", ls="--", lw=1)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(0, 2 * max(ax.get_xlim()[1], 2.0))
+        ax.set_xlabel("-log10 KS p of ||z||^2, held-out (left is better)")
+        ax.set_ylabel(f"{'MLP' if target == 'mlp' else 'LogisticRegression'} accuracy")
+        info = result["tasks"][task]
+        ax.set_title(f"{task} (d = {info['d']}, {info['n_train']} train)")
+        ax.grid(alpha=0.3)
+    handles = {}
+    for ax in axes[: len(tasks)]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc="lower center",
+        ncol=min(len(handles), 7),
+        frameon=False,
+    )
+    fig.suptitle(
+        "Matching against information kept; dashed: KS p = 0.05; mean +- sd over seeds"
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------- main
+def _parse_where(specs):
+    """``METHOD=TASK,TASK[@SEED,SEED]``: run METHOD only there; repeatable, the
+    specs of one method add up."""
+    where = {}
+    for spec in specs or ():
+        method, _, rest = spec.partition("=")
+        if method not in METHODS or not rest:
+            raise SystemExit(f"--where {spec!r}: expected METHOD=TASK[,TASK][@SEEDS]")
+        task_part, _, seed_part = rest.partition("@")
+        only_tasks = set(task_part.split(","))
+        unknown = only_tasks - set(TASKS)
+        if unknown:
+            raise SystemExit(f"--where {spec!r}: unknown task(s) {sorted(unknown)}")
+        only_seeds = {int(s) for s in seed_part.split(",")} if seed_part else None
+        where.setdefault(method, []).append((only_tasks, only_seeds))
+    return where
+
+
+def _selected(where, method, task, seed):
+    if method not in where:
+        return True
+    return any(
+        task in tasks and (seeds is None or seed in seeds)
+        for tasks, seeds in where[method]
+    )
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), metavar="TASK")
+    ap.add_argument("--methods", nargs="+", default=None, metavar="METHOD")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument(
+        "--where",
+        action="append",
+        metavar="METHOD=TASKS[@SEEDS]",
+        help="run METHOD only on these tasks (and seeds), e.g. "
+        "ours-neighbors=mnist2@0; repeatable",
+    )
+    ap.add_argument("--mnist", default=None, help="mnist.npz (or SKDIM_DM_MNIST)")
+    ap.add_argument("--mnist-train", type=int, default=20000)
+    ap.add_argument("--mnist-test", type=int, default=None)
+    ap.add_argument("--mlp-max-train", type=int, default=20000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run")
+    ap.add_argument("--out", default=None, help="JSON (default benchmarks/results/)")
+    ap.add_argument("--figure", default=None, help="PNG of the frontier")
+    ap.add_argument("--markdown", action="store_true", help="Markdown tables")
+    ap.add_argument("--replot", default=None, help="tables/figure from a saved JSON")
+    args = ap.parse_args(argv)
+    unknown = set(args.tasks) - set(TASKS)
+    if unknown:
+        ap.error(f"unknown task(s) {sorted(unknown)}; choose from {list(TASKS)}")
+    args.methods = args.methods or list(DEFAULT_METHODS)
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+    args.where_ = _parse_where(args.where)
+    return args
+
+
+def _machine():
+    return (
+        f"{platform.machine()}, {os.cpu_count()} logical CPUs, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"torch {torch.__version__}, skdim_dm {skdim_dm.__version__}"
+    )
+
+
+def _warm_up_umap(methods):
+    """Compile umap's numba kernels once, outside every timed fit."""
+    if not any(m.startswith("umap") for m in methods):
+        return
+    X = np.random.default_rng(0).standard_normal((300, 10))
+    task = Task("warm-up", 2, False, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        umap_stage(task, 2, 0).fit(X).transform(X[:50])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.replot:
+        result = json.loads(Path(args.replot).read_text())
+        print(tables(result, markdown=args.markdown))
+        if args.figure:
+            figure(result, args.figure)
+        return result
+    out = Path(
+        args.out
+        or HERE / "results" / ("frontier_quick.json" if args.quick else "frontier.json")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    result = {
+        "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+        "machine": _machine(),
+        "threads": THREADS,
+        "torch_threads": torch.get_num_threads(),
+        "quick": args.quick,
+        "methods": args.methods,
+        "seeds": args.seeds,
+        "tasks": {},
+        "runs": [],
+    }
+    _warm_up_umap(args.methods)
+    for name in args.tasks:
+        data = load_task(name, args)
+        spec = TASKS[name]
+        task = Task(name, spec["d"], spec["image"], data[0].shape[1], args.quick)
+        info = {
+            "d": task.d,
+            "target": spec["target"],
+            "n_train": len(data[0]),
+            "n_test": len(data[2]),
+            "n_features": task.n_features,
+            "boot_size": boot_size(task.d),
+            "reference": {},
+        }
+        result["tasks"][name] = info
+        for seed in args.seeds:
+            info["reference"][str(seed)] = reference((len(data[2]), task.d), seed)
+            for method in args.methods:
+                if not _selected(args.where_, method, name, seed):
+                    continue
+                row = run_one(method, task, seed, data, args)
+                result["runs"].append(row)
+                result["wall_s"] = time.perf_counter() - started
+                out.write_text(json.dumps(result, indent=1))
+                print(
+                    f"{name} seed {seed} {method}: "
+                    + ", ".join(
+                        f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float)
+                    ),
+                    flush=True,
+                )
+    result["wall_s"] = time.perf_counter() - started
+    out.write_text(json.dumps(result, indent=1))
+    print()
+    print(tables(result, markdown=args.markdown))
+    print(f"\n{result['machine']}; {THREADS} thread(s); wall {result['wall_s']:.0f} s")
+    print(f"wrote {out}")
+    if args.figure:
+        figure(result, args.figure)
+        print(f"wrote {args.figure}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
