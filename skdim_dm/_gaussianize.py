@@ -437,3 +437,80 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+# ----------------------------------------------------------------- persistence
+def gaussianizer_state(g: Gaussianizer) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(params, arrays)`` of a fitted Gaussianizer: plain JSON values and flat
+    numeric arrays, so a model file holds no pickled object."""
+    arrays = {
+        "mean": g.mean_,
+        "whitening": g.whitening_,
+        "dewhitening": g._dewhitening,
+        "rotations": g.rotations_,
+        "non_gaussianity": g.non_gaussianity_,
+    }
+    for i, m in enumerate(g.marginals_):
+        arrays[f"layer{i}/tail_slopes"] = m.tail_slopes
+        for j in range(len(m.x_knots)):
+            arrays[f"layer{i}/x{j}"] = m.x_knots[j]
+            arrays[f"layer{i}/z{j}"] = m.z_knots[j]
+    return g.get_params(), {
+        k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()
+    }
+
+
+def gaussianizer_from_state(params: dict, arrays: dict) -> Gaussianizer:
+    """Inverse of :func:`gaussianizer_state`; checks every array (the input may
+    come from an untrusted file): ``ValueError`` when anything is inconsistent."""
+    g = Gaussianizer(**params)
+    g._validate_params()
+    try:
+        mean, white, dewhite = (
+            arrays["mean"],
+            arrays["whitening"],
+            arrays["dewhitening"],
+        )
+        rotations = arrays["rotations"]
+        non_gaussianity = arrays["non_gaussianity"]
+    except KeyError as exc:
+        raise ValueError(f"Gaussianizer state lacks {exc}") from None
+    d = mean.shape[0] if mean.ndim == 1 else -1
+    n_layers = rotations.shape[0] if rotations.ndim == 3 else -1
+    if (
+        d < 1
+        or white.shape != (d, d)
+        or dewhite.shape != (d, d)
+        or rotations.shape != (n_layers, d, d)
+        or n_layers < 1
+        or non_gaussianity.ndim != 1
+    ):
+        raise ValueError("Gaussianizer state has inconsistent shapes")
+    marginals = []
+    for i in range(n_layers):
+        slopes = arrays.get(f"layer{i}/tail_slopes")
+        if slopes is None or slopes.shape != (d,) or not np.all(slopes > 0):
+            raise ValueError(f"Gaussianizer layer {i}: invalid tail slopes")
+        xs, zs = [], []
+        for j in range(d):
+            x, z = arrays.get(f"layer{i}/x{j}"), arrays.get(f"layer{i}/z{j}")
+            if (
+                x is None
+                or z is None
+                or x.ndim != 1
+                or x.shape != z.shape
+                or x.size < 1
+                or np.any(np.diff(x) <= 0)
+                or np.any(np.diff(z) <= 0)
+            ):
+                raise ValueError(f"Gaussianizer layer {i}, column {j}: invalid knots")
+            xs.append(x)
+            zs.append(z)
+        marginals.append(_MarginalMap(xs, zs, slopes))
+    if not all(np.all(np.isfinite(a)) for a in arrays.values()):
+        raise ValueError("Gaussianizer state holds non-finite values")
+    g.mean_, g.whitening_, g._dewhitening = mean, white, dewhite
+    g.marginals_, g.rotations_ = marginals, rotations
+    g.n_layers_, g.non_gaussianity_ = n_layers, non_gaussianity
+    g.n_features_in_ = g._n_features_out = d
+    return g

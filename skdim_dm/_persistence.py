@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._gaussianize import Gaussianizer, gaussianizer_from_state, gaussianizer_state
 from ._networks import Networks, build_networks
 from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
 from ._version import __version__
@@ -128,7 +129,7 @@ def _json_value(value, what: str):
     if isinstance(value, list):
         return [_json_value(v, what) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        if value.keys() & {"__tuple__", "__ndarray__", "__prior__"}:
+        if value.keys() & {"__tuple__", "__ndarray__", "__prior__", "__gaussianizer__"}:
             raise TypeError(f"{what}: reserved key in {value!r}")
         return {k: _json_value(v, what) for k, v in value.items()}
     if isinstance(value, np.ndarray) and value.dtype.kind in "OUS":
@@ -240,6 +241,11 @@ def save_estimator(est, path) -> Path:
         elif isinstance(value, Prior):
             # The resolved prior: rebuilt from the saved prior parameter.
             fitted[name] = {"__prior__": None}
+        elif isinstance(value, Gaussianizer):
+            g_params, arrays = gaussianizer_state(value)
+            fitted[name] = {"__gaussianizer__": _json_value(g_params, name)}
+            for key, array in arrays.items():
+                weights[f"gaussianizer/{name}/{key}"] = torch.from_numpy(array.copy())
         else:
             fitted[name] = _json_value(value, f"fitted attribute {name}")
     config = {
@@ -375,13 +381,24 @@ def _load(cls, path: Path, config: dict):
         raise ModelFileError(f"{path}: invalid parameters: {exc}") from None
     prior = resolve_prior(est.prior, est.n_components)
 
+    weights = _read_weights(path)
     fitted = {}
     for name, value in config["fitted"].items():
         if isinstance(value, dict) and set(value) == {"__prior__"}:
             fitted[name] = prior
+        elif isinstance(value, dict) and set(value) == {"__gaussianizer__"}:
+            prefix = f"gaussianizer/{name}/"
+            arrays = {
+                k[len(prefix) :]: v.numpy()
+                for k, v in weights.items()
+                if k.startswith(prefix)
+            }
+            params = _from_json(value["__gaussianizer__"])
+            if not isinstance(params, dict):
+                raise ModelFileError(f"{path}: invalid parameters of {name}")
+            fitted[name] = gaussianizer_from_state(params, arrays)
         else:
             fitted[name] = _from_json(value)
-    weights = _read_weights(path)
     for key, tensor in weights.items():
         kind, _, name = key.partition("/")
         if kind == "array":
