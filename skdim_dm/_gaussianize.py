@@ -237,16 +237,16 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``(X - mean_) @ whitening_`` is white on the training data (identity
         when ``whiten=False``).
 
-    marginals_ : list of length n_layers_
+    marginals_ : list of length ``n_layers_``
         Per layer, the fitted per-feature maps: ``x_knots`` and ``z_knots``
         (lists of strictly increasing arrays, one per feature) and
         ``tail_slopes`` (ndarray of shape (n_features_in_,), the slope ``dz/dx``
         beyond the outermost knots).
 
-    rotations_ : ndarray of shape (n_layers_, n_features_in_, n_features_in_)
+    rotations_ : ndarray of shape (``n_layers_``, ``n_features_in_``, ``n_features_in_``)
         Orthogonal matrices; layer ``k`` maps ``Y`` to ``Y @ rotations_[k]``.
 
-    non_gaussianity_ : ndarray of shape (n_layers_ + 1,)
+    non_gaussianity_ : ndarray of shape (``n_layers_ + 1``,)
         Mean Kolmogorov-Smirnov distance of the training data's features to
         ``N(0, 1)`` after whitening, then after each layer.
 
