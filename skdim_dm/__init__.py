@@ -7,7 +7,7 @@ scorers live in :mod:`skdim_dm.metrics`; the most used are re-exported here.
 
 from ._infomax import CapacityWarning, NoiseInjectedInfoMax
 from ._objective import capacity_to_noise_level, noise_level_to_capacity
-from ._outliers import LatentOutlierDetector
+from ._outliers import LatentOutlierDetector, benjamini_hochberg, outlier_embedder
 from ._persistence import ModelFileError
 from ._priors import FlowPrior, Prior
 from .metrics import (
@@ -23,6 +23,8 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "NoiseInjectedInfoMax",
     "LatentOutlierDetector",
+    "benjamini_hochberg",
+    "outlier_embedder",
     "CapacityWarning",
     "ModelFileError",
     "Prior",
