@@ -28,6 +28,7 @@ from scipy.special import gammaln, ndtri
 from scipy.stats import chi2
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.covariance import LedoitWolf
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -144,6 +145,18 @@ def outlier_embedder(n_samples: int, n_features: int, **params) -> NoiseInjected
       training rows on, the input-noise views below, where neighbors are too far
       apart to share more than the data set;
     - ``max_epochs = max(20, ceil(200 / n_batches))``: about 200 gradient steps.
+
+    With these settings the InfoNCE estimate ``mutual_info_`` is meaningless and
+    often negative (the analytic critic assumes views that differ by the channel
+    noise only; at this noise level it acts as a low-temperature contrastive loss
+    that pulls neighbors together), and ``NoiseInjectedInfoMax`` warns about it.
+    The detector silences that warning and the capacity one for its default
+    embedder; its own measure of quality is ``benchmarks/bench_outliers.py``.
+    On MNIST one-class validation splits (4000 training images of a digit; 1900
+    other images of it and 2000 of other digits, all from the MNIST training
+    set), the 5-NN distance on whitened latents reached mean ROC-AUC 0.967 over
+    the 10 digits with this rule, against 0.944 with the matching defaults
+    (``noise_level="auto"``, input-noise views, same ``d`` and epochs).
 
     Parameters
     ----------
@@ -867,10 +880,12 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
 
     def _fit_embedder(self, embedder, X) -> None:
         if self.embedder is None:
-            # The default embedder's capacity exceeds log(batch_size) on purpose
-            # (see outlier_embedder): the warning would only say so.
+            # The default embedder's capacity exceeds log(batch_size) on purpose,
+            # and its final MI estimate is expected to be negative (see
+            # outlier_embedder): both warnings would only say so.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CapacityWarning)
+                warnings.simplefilter("ignore", ConvergenceWarning)
                 embedder.fit(X)
         else:
             embedder.fit(X)
