@@ -12,7 +12,7 @@ from ._base import capacity_to_noise_level, noise_level_to_capacity
 from ._gaussianize import Gaussianizer
 from ._infomax import CapacityWarning, NoiseInjectedInfoMax
 from ._networks import build_networks
-from ._outliers import LatentOutlierDetector
+from ._outliers import LatentOutlierDetector, benjamini_hochberg, outlier_embedder
 from ._persistence import ModelFileError
 from ._priors import FlowPrior, Prior
 from ._version import __version__
@@ -28,6 +28,8 @@ __all__ = [
     "NoiseInjectedInfoMax",
     "LatentOutlierDetector",
     "Gaussianizer",
+    "benjamini_hochberg",
+    "outlier_embedder",
     "CapacityWarning",
     "ModelFileError",
     "Prior",

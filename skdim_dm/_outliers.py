@@ -1,32 +1,52 @@
-"""LatentOutlierDetector: calibrated outlier scores on prior-matched latents.
+"""LatentOutlierDetector: outlier p-values on learned latents.
 
-When latents follow ``N(0, I_d)``, ``||z||^2`` follows ``chi2(d)``, so every sample
-gets a p-value without labelled outliers, and a threshold on it fixes the
-false-positive rate in advance. Everything here is numpy and scipy on the
-latents; the embedder does the torch work.
+An embedder maps samples to latents. A statistic scores how far a latent lies from
+the inliers' (its squared norm, its Mahalanobis distance, or its distance to the
+nearest training latents), and a calibration turns the statistic into p-values:
+
+- split conformal (the default): held-out calibration inliers; the rank of a new
+  score among theirs is a p-value whose false-positive guarantee holds for any
+  exchangeable inliers, whatever the law of the latents (Bates et al., 2023);
+- cross-conformal: K models, each fitted without one fold and calibrated on it,
+  so that every row both trains and calibrates; its guarantee is weaker in theory
+  (about 2 alpha); in the benchmark it ranked best and kept the false-positive
+  rate;
+- prior: ``||z||^2 ~ chi2(d)``, exact only when the latents follow ``N(0, I_d)``.
+
+Each statistic and each calibration is a small object behind one interface; the
+estimator resolves its parameters into them at fit. Everything here is numpy,
+scipy and scikit-learn on the latents; the embedder does the torch work.
 """
 
 from __future__ import annotations
 
 import copy
-from numbers import Real
+import math
+import warnings
+from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import gammaln, ndtri
+from scipy.special import gammaln
 from scipy.stats import chi2
 from sklearn.base import BaseEstimator, OutlierMixin, clone
+from sklearn.covariance import LedoitWolf
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._infomax import NoiseInjectedInfoMax
+from ._base import UNIFORM_CLIP, get_base  # noqa: F401  (UNIFORM_CLIP re-exported)
+from ._infomax import CapacityWarning, NoiseInjectedInfoMax
 from ._priors import resolve_prior
-from ._validation import HasMethods, Interval, StrOptions, _fit_context
+from ._validation import HasMethods, Interval, StrOptions, _fit_context, derive_seeds
 
-__all__ = ["LatentOutlierDetector", "chi2_logsf", "probit"]
+__all__ = [
+    "LatentOutlierDetector",
+    "benjamini_hochberg",
+    "outlier_embedder",
+    "chi2_logsf",
+    "probit",
+]
 
-#: Uniform latents are clipped to ``[UNIFORM_CLIP, 1 - UNIFORM_CLIP]`` before the
-#: probit. The encoder trains in float32, whose resolution just below 1 is
-#: ``2**-24``; clipping both tails there treats them alike (``|probit| <= 5.3``).
-UNIFORM_CLIP = float(np.finfo(np.float32).epsneg)
 #: Iterations and tolerance of the continued fraction in :func:`chi2_logsf`.
 _CF_MAX_ITER = 500
 _CF_TOL = 1e-15
@@ -90,90 +110,578 @@ def _log_gammaincc_cf(a: float, x: np.ndarray) -> np.ndarray:
 def probit(u) -> np.ndarray:
     """``Phi^{-1}`` of uniform latents, clipped to ``[UNIFORM_CLIP, 1 - UNIFORM_CLIP]``.
 
-    Maps ``U([0, 1]^d)`` to ``N(0, I_d)`` component by component, so that uniform
-    latents are scored by the Gaussian rule.
+    Maps ``U([0, 1]^d)`` to ``N(0, I_d)`` component by component (the uniform
+    base's ``to_gaussian``), so that uniform latents are scored by the Gaussian
+    rule.
     """
-    u = np.clip(np.asarray(u, dtype=np.float64), UNIFORM_CLIP, 1.0 - UNIFORM_CLIP)
-    return ndtri(u)
+    return get_base("uniform").to_gaussian(u)
 
 
+# ------------------------------------------------------------------ the embedder
+#: The detector's default embedder, measured in ``benchmarks/bench_outliers.py``
+#: (one rule for every data set; see ``outlier_embedder``).
+MAX_COMPONENTS = 64
+DETECTION_NOISE_LEVEL = 0.1
+NEIGHBOR_VIEWS_MIN_SAMPLES = 1000
+TARGET_STEPS = 200
+MIN_EPOCHS = 20
+
+
+def outlier_embedder(n_samples: int, n_features: int, **params) -> NoiseInjectedInfoMax:
+    """The embedder that :class:`LatentOutlierDetector` trains when ``embedder=None``.
+
+    A :class:`NoiseInjectedInfoMax` set for detection rather than matching, by one
+    rule of the training size ``n_samples`` and width ``n_features``:
+
+    - ``n_components = min(64, n_features)``: a code of a few dimensions cannot
+      see an outlier that differs from the inliers off their manifold;
+    - ``noise_level = 0.1`` with the analytic ``"gaussian"`` critic: a capacity of
+      ``d/2 log(1 + 1/0.1^2) = 2.3 d`` nats, far above what InfoNCE measures, so
+      the latents keep much more of the input than the matching default
+      (``noise_level="auto"``) does, and match ``N(0, I)`` worse. Conformal
+      calibration does not need matched latents;
+    - ``augmentation="neighbors"`` (views of nearest-neighbor pairs) from 1000
+      training rows on, the input-noise views below, where neighbors are too far
+      apart to share more than the data set;
+    - ``max_epochs = max(20, ceil(200 / n_batches))``: about 200 gradient steps.
+
+    With these settings the InfoNCE estimate ``mutual_info_`` is meaningless and
+    often negative (the analytic critic assumes views that differ by the channel
+    noise only; at this noise level it acts as a low-temperature contrastive loss
+    that pulls neighbors together), and ``NoiseInjectedInfoMax`` warns about it.
+    The detector silences that warning and the capacity one for its default
+    embedder; its own measure of quality is ``benchmarks/bench_outliers.py``.
+    On MNIST one-class validation splits (4000 training images of a digit; 1900
+    other images of it and 2000 of other digits, all from the MNIST training
+    set), the 5-NN distance on whitened latents reached mean ROC-AUC 0.967 over
+    the 10 digits with this rule, against 0.944 with the matching defaults
+    (``noise_level="auto"``, input-noise views, same ``d`` and epochs).
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows the embedder will be trained on.
+
+    n_features : int
+        Input width.
+
+    **params
+        Overrides for any :class:`NoiseInjectedInfoMax` parameter (for instance
+        ``standardize="global"`` for images, whose pixels share one scale).
+
+    Returns
+    -------
+    embedder : NoiseInjectedInfoMax
+        Unfitted.
+    """
+    n_samples, n_features = int(n_samples), int(n_features)
+    if n_samples < 1 or n_features < 1:
+        raise ValueError(
+            f"n_samples and n_features must be positive, got {n_samples} and "
+            f"{n_features}"
+        )
+    batch_size = params.get("batch_size", 512)
+    n_batches = math.ceil(n_samples / batch_size)
+    rule = {
+        "n_components": min(MAX_COMPONENTS, n_features),
+        "critic": "gaussian",
+        "noise_level": DETECTION_NOISE_LEVEL,
+        "augmentation": (
+            "neighbors" if n_samples >= NEIGHBOR_VIEWS_MIN_SAMPLES else "gaussian"
+        ),
+        "max_epochs": max(MIN_EPOCHS, math.ceil(TARGET_STEPS / n_batches)),
+    }
+    rule.update(params)
+    return NoiseInjectedInfoMax(**rule)
+
+
+def _gaussian_latents(embedder, X, n_samples: int) -> np.ndarray:
+    """The embedder's latents on ``N(0, I)`` for inliers of a matched embedder.
+
+    Target-space latents are mapped back to the base; uniform latents then go
+    through the probit.
+    """
+    Z = np.asarray(embedder.transform(X), dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[0] != n_samples:
+        raise ValueError(
+            f"the embedder must return latents of shape (n_samples, d); got {Z.shape}"
+        )
+    prior = resolve_prior(getattr(embedder, "prior", "gaussian"))
+    Z = np.asarray(prior.from_target(Z), dtype=np.float64)
+    if not np.all(np.isfinite(Z)):
+        raise ValueError("the embedder returned NaN or infinite latents")
+    return prior.base.to_gaussian(Z)
+
+
+def _take_rows(X, idx: np.ndarray):
+    """Rows of ``X`` in its own container (pandas keeps its column names)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[idx]
+    if type(X).__module__.split(".")[0] == "polars":
+        return X[idx]
+    return np.asarray(X)[idx]
+
+
+# ------------------------------------------------------------------ statistics
+def shrunk_whitening(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and symmetric inverse square root of the Ledoit-Wolf covariance of ``G``.
+
+    The shrinkage toward a scaled identity keeps the whitening stable when the
+    latents are many for the rows (64 components on 70 training rows); with many
+    rows it is the plug-in covariance.
+    """
+    G = np.asarray(G, dtype=np.float64)
+    lw = LedoitWolf().fit(G)
+    eigval, eigvec = np.linalg.eigh(lw.covariance_)
+    top = float(eigval.max()) if eigval.max() > 0 else 1.0
+    eigval = np.maximum(eigval, 1e-12 * top)
+    return lw.location_, (eigvec / np.sqrt(eigval)) @ eigvec.T
+
+
+class LatentStatistic:
+    """A nonconformity statistic on Gaussianized latents: larger is more outlying.
+
+    ``fit(G)`` learns from training latents and returns ``self``;
+    ``score(G)`` returns one non-negative value per row. ``chi2_null`` says
+    whether the statistic follows ``chi2(d)`` when the latents follow
+    ``N(0, I_d)`` (needed by ``calibration="prior"``).
+    """
+
+    name = "base"
+    chi2_null = False
+    #: Whether ``fit`` uses the training latents (otherwise no training rows are
+    #: needed, e.g. with a prefit embedder).
+    needs_training = True
+
+    def fit(self, G: np.ndarray) -> LatentStatistic:
+        raise NotImplementedError
+
+    def score(self, G: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class PriorNorm(LatentStatistic):
+    """``||z||^2``: distance from the centre of the prior; ``chi2(d)`` under it."""
+
+    name = "prior"
+    chi2_null = True
+    needs_training = False
+
+    def fit(self, G):
+        return self
+
+    def score(self, G):
+        return np.einsum("ij,ij->i", G, G)
+
+
+class Mahalanobis(LatentStatistic):
+    """Squared Mahalanobis distance from the training latents' mean.
+
+    Plug-in Ledoit-Wolf mean and covariance of the training latents (see
+    :func:`shrunk_whitening`). It removes the correlations that per-component
+    normalization leaves; ``chi2(d)`` under ``N(0, I_d)`` up to the estimate.
+    """
+
+    name = "mahalanobis"
+    chi2_null = True
+
+    def fit(self, G):
+        self.location_, self.whitening_ = shrunk_whitening(G)
+        return self
+
+    def score(self, G):
+        W = (G - self.location_) @ self.whitening_.T
+        return np.einsum("ij,ij->i", W, W)
+
+
+class KNNDistance(LatentStatistic):
+    """Mean distance to the ``n_neighbors`` nearest training latents, whitened.
+
+    Distances are taken after the Ledoit-Wolf whitening of the training latents
+    (the Mahalanobis metric), so that no latent direction dominates by scale
+    alone; on latents that match ``N(0, I)`` the whitening is close to the
+    identity. Exact search (scikit-learn's ``NearestNeighbors``).
+    """
+
+    name = "knn"
+
+    def __init__(self, n_neighbors: int = 5):
+        self.n_neighbors = n_neighbors
+
+    def fit(self, G):
+        self.location_, self.whitening_ = shrunk_whitening(G)
+        self.neighbors_ = NearestNeighbors(n_neighbors=self.n_neighbors).fit(
+            self._whiten(G)
+        )
+        return self
+
+    def _whiten(self, G):
+        return (G - self.location_) @ self.whitening_.T
+
+    def score(self, G):
+        dist, _ = self.neighbors_.kneighbors(self._whiten(G))
+        return dist.mean(axis=1)
+
+
+def _make_statistic(name: str, n_neighbors: int) -> LatentStatistic:
+    if name == "prior":
+        return PriorNorm()
+    if name == "mahalanobis":
+        return Mahalanobis()
+    return KNNDistance(n_neighbors)
+
+
+# ----------------------------------------------------------------- calibrations
+class Calibration:
+    """How statistic values become p-values.
+
+    ``folds(n, rng)`` says which rows train each model and which calibrate it;
+    after every model is fitted, ``fit(calibration_scores)`` stores what it
+    needs. ``log_pvalues``, ``pvalues`` and ``score_samples`` take ``S`` of shape
+    ``(n_models, n_samples)``: each model's statistic on the samples.
+    ``offset(alpha)`` is the threshold on ``score_samples`` below which exactly
+    the samples with ``p <= alpha`` lie.
+    """
+
+    def folds(self, n_samples, rng, needs_training):
+        raise NotImplementedError
+
+    def fit(self, calibration_scores, n_components):
+        raise NotImplementedError
+
+
+class PriorCalibration(Calibration):
+    """``P(chi2(d) >= s)``: exact when the latents follow ``N(0, I_d)``, and only then."""
+
+    name = "prior"
+
+    def folds(self, n_samples, rng, needs_training):
+        return [(np.arange(n_samples), np.arange(0))]
+
+    def fit(self, calibration_scores, n_components):
+        self.df_ = int(n_components)
+        self.n_calibration_ = 0
+        return self
+
+    def score_samples(self, S):
+        return chi2_logsf(S[0], self.df_)
+
+    def pvalues(self, S):
+        return np.exp(self.score_samples(S))
+
+    def offset(self, alpha):
+        return float(np.log(alpha))
+
+
+#: Statistic values this close (relative to the larger of the value and the
+#: calibration scores' median) count as ties in conformal p-values.
+TIE_RTOL = 1e-9
+
+
+class ConformalCalibration(Calibration):
+    """Conformal p-values: split (``n_folds=None``) or cross-conformal.
+
+    ``p(x) = (1 + sum_k #{i in fold k : s_k(X_i) >= s_k(x)}) / (n_cal + 1)``, the
+    statistic ``s_k`` being fitted without fold ``k``. With one held-out fold this
+    is the split-conformal p-value of Bates et al. (2023).
+    """
+
+    def __init__(self, calibration_size=0.2, n_folds=None):
+        self.calibration_size = calibration_size
+        self.n_folds = n_folds
+
+    @property
+    def name(self):
+        return "conformal" if self.n_folds is None else "cross-conformal"
+
+    def folds(self, n_samples, rng, needs_training):
+        order = rng.permutation(n_samples)
+        if self.n_folds is None:
+            if not needs_training:
+                # Nothing to train (a prefit embedder and the prior statistic):
+                # every row calibrates.
+                return [(np.arange(0), order)]
+            size = self.calibration_size
+            if isinstance(size, Integral):
+                n_cal = int(size)
+            else:  # rounded first: 0.3 * 50 is 15.000000000000002
+                n_cal = math.ceil(round(size * n_samples, 9))
+            if n_cal < 1 or n_samples - n_cal < 2:
+                raise ValueError(
+                    f"calibration_size={size!r} of {n_samples} samples leaves "
+                    f"{n_samples - n_cal} training and {n_cal} calibration rows; "
+                    "at least 2 and 1 are needed"
+                )
+            return [(np.sort(order[n_cal:]), np.sort(order[:n_cal]))]
+        if n_samples < self.n_folds or (
+            needs_training and n_samples - math.ceil(n_samples / self.n_folds) < 2
+        ):
+            raise ValueError(
+                f"calibration='cross-conformal' with n_folds={self.n_folds} needs at "
+                f"least {max(self.n_folds, 3)} samples and 2 training rows per fold; "
+                f"got {n_samples}"
+            )
+        parts = np.array_split(order, self.n_folds)
+        return [
+            (np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k]))
+            for k in range(self.n_folds)
+        ]
+
+    def fit(self, calibration_scores, n_components):
+        self.scores_ = [
+            np.sort(np.asarray(s, dtype=np.float64)) for s in calibration_scores
+        ]
+        self.n_calibration_ = int(sum(s.size for s in self.scores_))
+        # Scale of each model's statistic, for the tie-break in score_samples.
+        self.scales_ = np.array(
+            [np.median(s) if s.size and np.median(s) > 0 else 1.0 for s in self.scores_]
+        )
+        return self
+
+    def _counts(self, S):
+        """``sum_k #{calibration scores of model k >= s_k(x)}`` per sample.
+
+        Scores equal up to float rounding (relative ``TIE_RTOL``) count as ties:
+        a calibration row scored again, in another batch, keeps its p-value.
+        Counting more ties only raises p-values, so validity is kept.
+        """
+        counts = 0
+        for cal, s, scale in zip(self.scores_, S, self.scales_):
+            s = np.asarray(s, dtype=np.float64)
+            s = s - TIE_RTOL * np.maximum(np.abs(s), scale)
+            counts = counts + cal.size - np.searchsorted(cal, s, side="left")
+        return counts
+
+    def pvalues(self, S):
+        return (1.0 + self._counts(S)) / (self.n_calibration_ + 1.0)
+
+    def score_samples(self, S):
+        # The p-value steps, broken by a term in (0, 1/2] that decreases with every
+        # model's statistic: no ties, and exp(score) lies in [p, p + 1/(2(n+1))].
+        t = np.mean(np.asarray(S) / self.scales_[:, None], axis=0)
+        u = 0.5 / (1.0 + t)
+        return np.log((1.0 + self._counts(S) + u) / (self.n_calibration_ + 1.0))
+
+    def offset(self, alpha):
+        n1 = self.n_calibration_ + 1.0
+        # The largest count m with m / (n + 1) <= alpha, in the floats pvalues uses.
+        m = math.floor(alpha * n1)
+        while (m + 1) / n1 <= alpha:
+            m += 1
+        while m > 0 and m / n1 > alpha:
+            m -= 1
+        return float(np.log((m + 1.0) / n1))
+
+
+# ------------------------------------------------------------ multiple testing
+def benjamini_hochberg(pvalues, alpha=0.1, *, dependence="prds"):
+    """Benjamini-Hochberg: which of many p-values to reject at FDR level ``alpha``.
+
+    Sorts the ``m`` p-values, finds the largest ``k`` with
+    ``p_(k) <= alpha * k / (m * c)`` and rejects the ``k`` smallest; ``c = 1``
+    (Benjamini and Hochberg, 1995) or ``c = sum_{i <= m} 1 / i`` for arbitrary
+    dependence (Benjamini and Yekutieli, 2001).
+
+    Split-conformal p-values (``LatentOutlierDetector(calibration="conformal")``)
+    of many test points share one calibration set, so
+    they are dependent; Bates et al. (2023) show that they are PRDS
+    (positively regression dependent on the subset of inliers) when the
+    calibration rows and the test inliers are i.i.d., the test points are
+    independent of one another, and the statistic was fitted on other rows. BH with ``c = 1`` then controls the false discovery rate at
+    ``alpha * m_0 / m <= alpha`` (``m_0`` inliers among the ``m`` points). No such
+    result covers cross-conformal p-values, and prior (chi2) p-values are valid
+    only when the latents match the prior: use ``dependence="arbitrary"`` (BY)
+    when unsure.
+
+    Parameters
+    ----------
+    pvalues : array-like of shape (m,)
+        P-values in ``[0, 1]``, for instance ``LatentOutlierDetector.pvalues(X)``.
+
+    alpha : float in (0, 1), default=0.1
+        Target false discovery rate.
+
+    dependence : {"prds", "arbitrary"}, default="prds"
+        ``"prds"``: Benjamini-Hochberg (independent or PRDS p-values, which
+        includes split-conformal ones). ``"arbitrary"``: Benjamini-Yekutieli.
+
+    Returns
+    -------
+    reject : ndarray of bool, shape (m,)
+        True for the points declared outliers.
+
+    References
+    ----------
+    Y. Benjamini, Y. Hochberg, "Controlling the false discovery rate", JRSS B
+    57 (1995). Y. Benjamini, D. Yekutieli, "The control of the false discovery
+    rate in multiple testing under dependency", Ann. Stat. 29 (2001). S. Bates,
+    E. Candes, L. Lei, Y. Romano, M. Sesia, "Testing for outliers with conformal
+    p-values", Ann. Stat. 51 (2023).
+
+    Examples
+    --------
+    >>> from skdim_dm import benjamini_hochberg
+    >>> benjamini_hochberg([0.001, 0.2, 0.012, 0.04], alpha=0.05).tolist()
+    [True, False, True, False]
+    """
+    if not (isinstance(alpha, Real) and not isinstance(alpha, bool) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a float in (0, 1), got {alpha!r}")
+    if dependence not in ("prds", "arbitrary"):
+        raise ValueError(
+            f"dependence must be 'prds' or 'arbitrary', got {dependence!r}"
+        )
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be one-dimensional, got shape {p.shape}")
+    if not np.all((p >= 0) & (p <= 1)):  # NaN fails too
+        raise ValueError("pvalues must lie in [0, 1] (no NaN)")
+    m = p.size
+    reject = np.zeros(m, dtype=bool)
+    if m == 0:
+        return reject
+    c = 1.0 if dependence == "prds" else float(np.sum(1.0 / np.arange(1, m + 1)))
+    order = np.argsort(p, kind="stable")
+    below = np.flatnonzero(p[order] <= alpha * np.arange(1, m + 1) / (m * c))
+    if below.size:
+        reject[order[: below[-1] + 1]] = True
+    return reject
+
+
+# -------------------------------------------------------------------- estimator
 class LatentOutlierDetector(OutlierMixin, BaseEstimator):
-    """Outlier detection with calibrated p-values on prior-matched latents.
+    """Outlier detection with calibrated p-values on learned latents.
 
-    An embedder (by default :class:`NoiseInjectedInfoMax`) maps samples to latents
-    that follow its prior. For the Gaussian prior ``N(0, I_d)`` the squared norm
-    ``||z||^2`` of an inlier follows ``chi2(d)``, so the p-value
-    ``P(chi2(d) >= ||z||^2)``, the probability under the prior of a latent at
-    least as extreme, is calibrated without labelled outliers: predicting
-    outliers where the p-value is below ``alpha`` has a false-positive rate of
-    ``alpha`` on inliers, to the extent that the latents match the prior. Uniform
-    latents on ``[0, 1]^d`` are first mapped to ``N(0, I_d)`` by the probit
-    ``Phi^{-1}`` per component (the probability integral transform), then scored
-    the same way: the uniform density is flat, so extremeness has to be defined,
-    and this choice calls samples extreme when they sit near the faces and
-    corners of the cube.
+    An embedder (by default a :class:`NoiseInjectedInfoMax` set for detection, see
+    :func:`outlier_embedder`) maps samples to latents; a ``statistic`` scores how
+    far each latent lies from the inliers'; a ``calibration`` turns the statistic
+    into p-values, and ``predict`` flags the samples whose p-value is at most
+    ``alpha``. The false-positive rate on inliers is then at most ``alpha``, with
+    no labelled outliers, under the assumption each calibration states:
+
+    - ``"cross-conformal"`` (Vovk, 2015): the rows are split into
+      ``n_folds`` folds; a model (embedder and statistic) fitted without fold
+      ``k`` scores fold ``k``, and
+      ``p(x) = (1 + sum_k #{i in fold k: s_k(X_i) >= s_k(x)}) / (n + 1)``, with
+      ``s_k(x)`` the statistic of the fold-``k`` model. No row is wasted and the
+      ``n_folds`` models vote, at ``n_folds`` times the cost of fit and predict.
+      The guarantee is weaker: ``P(p(x) <= alpha) <= 2 alpha`` up to a term of
+      order ``n_folds / n`` (Barber et al., 2021, the CV+ bound). In the
+      benchmark it ranked best, and its false-positive rate stayed within
+      ``alpha`` + 2 binomial sd on every data set and alpha
+      (``benchmarks/RESULTS.md``). A training row is in-sample for
+      ``n_folds - 1`` of the models (with ``"knn"`` it is its own neighbor), so
+      ``predict`` on the training rows themselves flags almost nothing; use
+      ``contamination`` or out-of-sample rows.
+    - ``"conformal"`` (the default; split conformal; Bates et al., 2023): a random
+      ``calibration_size`` of the rows is held out before anything is trained.
+      The embedder and the statistic are fitted on the rest, and
+      ``p(x) = (1 + #{calibration scores >= s(x)}) / (n_cal + 1)``. If the
+      calibration rows and a new inlier are exchangeable (for instance i.i.d.),
+      ``P(p(x) <= alpha) <= alpha`` exactly, in finite samples, whatever the law
+      of the latents and however poorly they match the prior. The guarantee is
+      marginal, over the draw of the calibration set: the false-positive rate
+      of one fitted detector fluctuates around its mean ``<= alpha`` by about
+      ``sqrt(alpha (1 - alpha) / n_cal)``. The default, for the exact
+      guarantee, for :func:`benjamini_hochberg` scans (its p-values are PRDS)
+      and for one fit instead of ``n_folds``; cross-conformal ranked a little
+      better in the benchmark (ROC-AUC never lower, up to 0.012 higher).
+    - ``"prior"``: for the Gaussian prior, ``||z||^2 ~ chi2(d)``, so
+      ``p = P(chi2(d) >= ||z||^2)`` needs no held-out rows; with
+      ``statistic="mahalanobis"`` the same law is used for the Mahalanobis
+      distance. Exact only when the latents of inliers follow ``N(0, I_d)``
+      jointly, which held-out data often do not: the false-positive rate then
+      misses ``alpha`` in either direction (``benchmarks/RESULTS.md``).
+
+    Uniform latents on ``[0, 1]^d`` are first mapped to ``N(0, I_d)`` by the probit
+    per component, and latents of other targets are mapped back to their base.
 
     Parameters
     ----------
     embedder : estimator or None, default=None
-        A transformer whose output should follow a prior: a
-        :class:`NoiseInjectedInfoMax` or any object with ``fit`` and
-        ``transform``. Its ``prior`` parameter (``"gaussian"`` when it has none)
-        names the distribution of the latents. ``None`` means
-        ``NoiseInjectedInfoMax()``. Cloned and fitted on ``X`` unless ``prefit``.
+        A transformer with ``fit`` and ``transform``, for instance a
+        :class:`NoiseInjectedInfoMax`. Its ``prior`` parameter (``"gaussian"``
+        when it has none) names the distribution of the latents. ``None`` means
+        ``outlier_embedder(n_train, n_features)``, the rule measured in
+        ``benchmarks/bench_outliers.py``. Cloned and fitted on the training rows
+        (never on calibration rows) unless ``prefit``.
 
     prefit : bool, default=False
-        Use a fitted ``embedder`` as is (a copy is stored in ``embedder_``); ``fit``
-        then only sets the threshold, and with ``contamination="auto"`` and
-        ``whiten=False`` learns nothing from ``X`` beyond its shape.
+        Use a fitted ``embedder`` as is (a copy is stored). ``fit`` then fits only
+        the statistic and the calibration. The calibration rows of ``X`` must not
+        have been used to fit the embedder, or their scores are too small and
+        the p-values of new inliers too small (too many false positives).
+
+    statistic : {"knn", "mahalanobis", "prior"}, default="knn"
+        The nonconformity score, larger for more outlying latents:
+        ``"knn"``: mean distance to the ``n_neighbors`` nearest training latents
+        after whitening them (Ledoit-Wolf); ``"mahalanobis"``: squared
+        Mahalanobis distance from the training latents' mean (plug-in
+        Ledoit-Wolf mean and covariance); ``"prior"``: ``||z||^2``, the distance
+        from the prior's centre. ``"knn"`` ranked best in the benchmark.
+
+    calibration : {"conformal", "cross-conformal", "prior"}, default="conformal"
+        How p-values are computed; see above. ``"prior"`` needs a statistic with a
+        chi-square law (``"prior"`` or ``"mahalanobis"``).
+
+    calibration_size : float in (0, 1) or int, default=0.2
+        ``calibration="conformal"``: the fraction (float) or number (int) of rows
+        held out to calibrate. The smallest conformal p-value is
+        ``1 / (n_cal + 1)``, so flagging anything at ``alpha`` needs
+        ``n_cal >= 1 / alpha - 1`` calibration rows (99 at ``alpha = 0.01``).
+        With ``prefit=True`` and ``statistic="prior"`` nothing is trained and all
+        rows calibrate.
+
+    n_folds : int >= 2, default=5
+        ``calibration="cross-conformal"``: number of folds and fitted models.
+
+    n_neighbors : int >= 1, default=5
+        ``statistic="knn"``: neighbors averaged over.
 
     alpha : float in (0, 1), default=0.05
         Target false-positive rate when ``contamination="auto"``: ``predict``
-        returns -1 exactly where ``pvalues(X) < alpha``.
+        returns -1 exactly where ``pvalues(X) <= alpha`` (conformal) or
+        ``pvalues(X) < alpha`` (prior, whose p-values are continuous).
 
     contamination : "auto" or float in (0, 0.5], default="auto"
         ``"auto"``: threshold at the p-value ``alpha``. A float: the proportion of
         outliers in the training set, as in scikit-learn; the threshold is that
-        quantile of the training scores and ``alpha`` is not used.
-
-    whiten : bool, default=False
-        Estimate the mean and covariance of the training latents and whiten
-        with them before scoring; p-values then refer to ``chi2(d)`` of the
-        Mahalanobis distance. This removes the correlations that per-component
-        normalization leaves (BatchNorm standardizes but does not decorrelate),
-        at the price of a plug-in estimate. It also amplifies the directions in
-        which the training latents vary little. That tends to raise detection
-        power, and with it the false-positive rate of inliers whose latents
-        deviate along those directions (``benchmarks/bench_outliers.py``).
+        quantile of ``score_samples`` on the training rows and ``alpha`` is not
+        used.
 
     random_state : int, RandomState instance or None, default=None
-        When not None, set as the ``random_state`` of the cloned embedder (if it
-        has one), so that fitting is reproducible. ``None`` keeps the embedder's
-        own. Not used with ``prefit=True``.
+        Seeds the calibration split or folds, and, when not None, the
+        ``random_state`` of each cloned embedder that has one, all through local
+        generators. ``None`` draws the split from fresh entropy and keeps the
+        embedder's own ``random_state``.
 
     Attributes
     ----------
     embedder_ : estimator
-        The fitted embedder.
+        The fitted embedder (with cross-conformal, the first fold's).
+
+    embedders_ : list of estimators
+        One fitted embedder per model: ``n_folds`` with cross-conformal, else one.
+
+    statistics_ : list of LatentStatistic
+        The fitted statistic of each model.
+
+    calibration_ : Calibration
+        The fitted calibration (``ConformalCalibration`` holds the sorted
+        calibration scores of each model in ``scores_``).
+
+    n_calibration_ : int
+        Rows whose scores calibrate the p-values (0 for ``"prior"``).
 
     prior_ : {"gaussian", "uniform"}
-        Base distribution of the latents.
+        Base distribution of the embedder's latents.
 
     n_components_ : int
-        Latent dimension ``d``, the degrees of freedom of the chi-square.
+        Latent dimension ``d``.
 
     offset_ : float
-        ``decision_function = score_samples - offset_``: ``log(alpha)`` with
-        ``contamination="auto"``, otherwise the ``contamination`` quantile of the
-        training scores.
-
-    location_ : ndarray of shape (n_components_,)
-        Mean of the training latents (after the probit for the uniform prior).
-        Only with ``whiten=True``.
-
-    whitening_ : ndarray of shape (n_components_, n_components_)
-        ``W`` with ``W @ cov @ W.T = I`` for the training latent covariance.
-        Only with ``whiten=True``.
+        ``decision_function = score_samples - offset_``: the score of a p-value
+        just above ``alpha`` with ``contamination="auto"``, otherwise the
+        ``contamination`` quantile of the training scores.
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -183,13 +691,19 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
 
     See Also
     --------
-    sklearn.covariance.EllipticEnvelope : Robust Gaussian fit on the raw features,
-        thresholded at a contamination quantile.
+    benjamini_hochberg : Flag many points at a false discovery rate.
+    outlier_embedder : The default embedder's rule.
+    sklearn.neighbors.LocalOutlierFactor : Local density on the raw features.
     sklearn.ensemble.IsolationForest : Isolation-depth scores, not calibrated.
-    NoiseInjectedInfoMax : The default embedder.
 
     References
     ----------
+    S. Bates, E. Candes, L. Lei, Y. Romano, M. Sesia, "Testing for outliers with
+    conformal p-values", Annals of Statistics 51 (2023).
+    V. Vovk, "Cross-conformal predictors", Annals of Mathematics and Artificial
+    Intelligence 74 (2015).
+    R. F. Barber, E. Candes, A. Ramdas, R. Tibshirani, "Predictive inference
+    with the jackknife+", Annals of Statistics 49 (2021).
     I. Butakov et al., "Efficient Distribution Matching of Representations via
     Noise-Injected Deep InfoMax", ICLR 2025, arXiv:2410.06993.
 
@@ -200,25 +714,34 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((500, 2)) @ rng.standard_normal((2, 6))
     >>> det = LatentOutlierDetector(
-    ...     NoiseInjectedInfoMax(hidden_layer_sizes=(16,), max_epochs=5),
+    ...     NoiseInjectedInfoMax(n_components=4, hidden_layer_sizes=(16,), max_epochs=5),
     ...     random_state=0,
     ... ).fit(X)
+    >>> det.n_calibration_  # 20% of the rows, held out before training
+    100
     >>> p = det.pvalues(X)
-    >>> bool(((p >= 0) & (p <= 1)).all())
+    >>> bool(((p > 0) & (p <= 1)).all())
     True
-    >>> bool(np.array_equal(det.predict(X) == -1, p < det.alpha))
+    >>> bool(np.array_equal(det.predict(X) == -1, p <= det.alpha))
     True
     """
 
     _parameter_constraints: dict = {
         "embedder": [HasMethods(["fit", "transform"]), None],
         "prefit": ["boolean"],
+        "statistic": [StrOptions({"knn", "mahalanobis", "prior"})],
+        "calibration": [StrOptions({"conformal", "cross-conformal", "prior"})],
+        "calibration_size": [
+            Interval(Real, 0, 1, closed="neither"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, 1, closed="neither")],
         "contamination": [
             StrOptions({"auto"}),
             Interval(Real, 0, 0.5, closed="right"),
         ],
-        "whiten": ["boolean"],
         "random_state": ["random_state"],
     }
 
@@ -227,23 +750,31 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         embedder=None,
         *,
         prefit=False,
+        statistic="knn",
+        calibration="conformal",
+        calibration_size=0.2,
+        n_folds=5,
+        n_neighbors=5,
         alpha=0.05,
         contamination="auto",
-        whiten=False,
         random_state=None,
     ):
         self.embedder = embedder
         self.prefit = prefit
+        self.statistic = statistic
+        self.calibration = calibration
+        self.calibration_size = calibration_size
+        self.n_folds = n_folds
+        self.n_neighbors = n_neighbors
         self.alpha = alpha
         self.contamination = contamination
-        self.whiten = whiten
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
     # Not skipped: the embedder's fit validates the embedder's own parameters.
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
-        """Fit the embedder (unless ``prefit``) and set the threshold.
+        """Split off calibration rows, fit embedder and statistic, calibrate.
 
         Parameters
         ----------
@@ -258,75 +789,120 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         self : object
             Fitted detector.
         """
-        n_samples = validate_data(
-            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2
-        ).shape[0]
-        if self.prefit:
-            if self.embedder is None:
-                raise ValueError("prefit=True needs a fitted embedder, got None")
-            check_is_fitted(self.embedder)
-            embedder = copy.deepcopy(self.embedder)
-        else:
-            embedder = clone(
-                NoiseInjectedInfoMax() if self.embedder is None else self.embedder
+        statistic = _make_statistic(self.statistic, self.n_neighbors)
+        calibration = self._make_calibration()
+        if self.calibration == "prior" and not statistic.chi2_null:
+            raise ValueError(
+                f"calibration='prior' needs a statistic with a chi-square law under "
+                f"the prior ('prior' or 'mahalanobis'), got statistic="
+                f"{self.statistic!r}; use calibration='conformal'"
             )
-            if self.random_state is not None and "random_state" in embedder.get_params(
-                deep=False
-            ):
-                embedder.set_params(random_state=self.random_state)
-            # The original X, so that the embedder sees the feature names too.
-            embedder.fit(X)
-        self.embedder_ = embedder
-        self.prior_ = resolve_prior(getattr(embedder, "prior", "gaussian")).base.name
+        if self.prefit and self.embedder is None:
+            raise ValueError("prefit=True needs a fitted embedder, got None")
+        X_checked = validate_data(
+            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2
+        )
+        n_samples, n_features = X_checked.shape
+        if self.prefit:
+            check_is_fitted(self.embedder)
 
-        Z = self._base_latents(X, n_samples)
-        d = Z.shape[1]
-        self.n_components_ = d
-        for name in ("location_", "whitening_"):
-            self.__dict__.pop(name, None)
-        if self.whiten:
-            if n_samples <= d:
+        seeds = derive_seeds(self.random_state, 1 + max(self.n_folds, 1))
+        needs_training = statistic.needs_training or not self.prefit
+        folds = calibration.folds(
+            n_samples, np.random.default_rng(seeds[0]), needs_training
+        )
+        if statistic.name == "knn":
+            n_train = min(len(train) for train, _ in folds)
+            if n_train < self.n_neighbors:
                 raise ValueError(
-                    f"whiten=True estimates a {d}x{d} covariance and needs more "
-                    f"than {d} samples, got {n_samples}"
+                    f"statistic='knn' with n_neighbors={self.n_neighbors} needs at "
+                    f"least {self.n_neighbors} training rows; the calibration "
+                    f"leaves {n_train} of {n_samples}"
                 )
-            self.location_, self.whitening_ = _whitening(Z)
+
+        prefit_copy = copy.deepcopy(self.embedder) if self.prefit else None
+        embedders, statistics, cal_scores, d = [], [], [], None
+        for k, (train, cal) in enumerate(folds):
+            if self.prefit:
+                embedder = prefit_copy
+            else:
+                embedder = self._new_embedder(len(train), n_features, seeds[1 + k])
+                self._fit_embedder(embedder, _take_rows(X, train))
+            stat = copy.deepcopy(statistic)
+            if stat.needs_training:
+                G = _gaussian_latents(embedder, _take_rows(X, train), len(train))
+                stat.fit(G)
+                d = G.shape[1]
+            if len(cal):
+                G = _gaussian_latents(embedder, _take_rows(X, cal), len(cal))
+                cal_scores.append(stat.score(G))
+                d = G.shape[1]
+            else:
+                cal_scores.append(np.zeros(0))
+            if d is None:  # only the latent width is needed (prior statistic)
+                d = _gaussian_latents(embedder, _take_rows(X, train[:1]), 1).shape[1]
+            embedders.append(embedder)
+            statistics.append(stat)
+
+        self.embedders_ = embedders
+        self.embedder_ = embedders[0]
+        self.statistics_ = statistics
+        self.prior_ = resolve_prior(
+            getattr(self.embedder_, "prior", "gaussian")
+        ).base.name
+        self.n_components_ = int(d)
+        self.calibration_ = calibration.fit(cal_scores, self.n_components_)
+        self.n_calibration_ = self.calibration_.n_calibration_
 
         if self.contamination == "auto":
-            self.offset_ = float(np.log(self.alpha))
+            self.offset_ = self.calibration_.offset(self.alpha)
+            n_cal = self.n_calibration_
+            if self.calibration != "prior" and self.alpha * (n_cal + 1) < 1:
+                warnings.warn(
+                    f"the smallest conformal p-value is 1/(n_cal + 1) = "
+                    f"1/{n_cal + 1} > alpha = {self.alpha}: predict will flag "
+                    "nothing. Calibrate on more rows (calibration_size, or "
+                    "calibration='cross-conformal') or raise alpha.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         else:
-            scores = self._scores_from_latents(Z)
+            scores = self.calibration_.score_samples(self._statistics(X, n_samples))
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
 
+    def _make_calibration(self) -> Calibration:
+        if self.calibration == "prior":
+            return PriorCalibration()
+        if self.calibration == "conformal":
+            return ConformalCalibration(self.calibration_size)
+        return ConformalCalibration(n_folds=self.n_folds)
+
+    def _new_embedder(self, n_train: int, n_features: int, seed: int):
+        if self.embedder is None:
+            embedder = outlier_embedder(n_train, n_features)
+        else:
+            embedder = clone(self.embedder)
+        if self.random_state is not None and "random_state" in embedder.get_params(
+            deep=False
+        ):
+            # scikit-learn's random_state takes 32-bit seeds.
+            embedder.set_params(random_state=seed & 0xFFFFFFFF)
+        return embedder
+
+    def _fit_embedder(self, embedder, X) -> None:
+        if self.embedder is None:
+            # The default embedder's capacity exceeds log(batch_size) on purpose,
+            # and its final MI estimate is expected to be negative (see
+            # outlier_embedder): both warnings would only say so.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CapacityWarning)
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                embedder.fit(X)
+        else:
+            embedder.fit(X)
+
     # ------------------------------------------------------------ inference
-    def _base_latents(self, X, n_samples: int) -> np.ndarray:
-        """Latents on the base distribution (``N(0, I)`` or ``U([0, 1]^d)``)."""
-        Z = self.embedder_.transform(X)
-        Z = np.asarray(Z, dtype=np.float64)
-        if Z.ndim != 2 or Z.shape[0] != n_samples:
-            raise ValueError(
-                "the embedder must return latents of shape (n_samples, d); got "
-                f"{Z.shape}"
-            )
-        prior = getattr(self.embedder_, "prior", "gaussian")
-        Z = np.asarray(resolve_prior(prior).from_target(Z), dtype=np.float64)
-        if not np.all(np.isfinite(Z)):
-            raise ValueError("the embedder returned NaN or infinite latents")
-        return Z
-
-    def _gaussian_latents(self, Z: np.ndarray) -> np.ndarray:
-        if self.prior_ == "uniform":
-            Z = probit(Z)
-        # The fitted state, not the parameter: set_params after fit changes nothing.
-        if hasattr(self, "whitening_"):
-            Z = (Z - self.location_) @ self.whitening_.T
-        return Z
-
-    def _scores_from_latents(self, Z: np.ndarray) -> np.ndarray:
-        G = self._gaussian_latents(Z)
-        return chi2_logsf(np.einsum("ij,ij->i", G, G), G.shape[1])
-
     def _n_samples(self, X) -> int:
         """Check ``X`` against the fit (the embedder converts it again)."""
         check_is_fitted(self)
@@ -334,11 +910,23 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
             self, X, dtype=[np.float64, np.float32], reset=False
         ).shape[0]
 
-    def latents(self, X):
-        """Latents scored by the detector, on ``N(0, I_d)`` for inliers.
+    def _statistics(self, X, n_samples: int) -> np.ndarray:
+        """Each model's statistic on ``X``: shape ``(n_models, n_samples)``."""
+        cache = {}  # a prefit embedder is shared by every fold: encode once
+        rows = []
+        for embedder, stat in zip(self.embedders_, self.statistics_):
+            key = id(embedder)
+            if key not in cache:
+                cache[key] = _gaussian_latents(embedder, X, n_samples)
+            rows.append(stat.score(cache[key]))
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), n_samples)
 
-        The embedder's output, mapped through the probit for the uniform prior and
-        whitened when ``whiten=True``.
+    def latents(self, X):
+        """Latents of ``embedder_``, on ``N(0, I_d)`` for inliers of a matched embedder.
+
+        The embedder's output, mapped back to the prior's base and through the
+        probit for the uniform prior. With cross-conformal, the first fold's
+        embedder.
 
         Parameters
         ----------
@@ -350,32 +938,17 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         Z : ndarray of shape (n_samples, n_components_)
             Gaussianized latents.
         """
-        return self._gaussian_latents(self._base_latents(X, self._n_samples(X)))
-
-    def score_samples(self, X):
-        """Log p-values: higher is more normal.
-
-        ``log P(chi2(d) >= ||z||^2)`` for the Gaussianized latent ``z``: 0 at the
-        centre of the prior, decreasing with distance from it, finite far into the
-        tail (no ties among extreme samples).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-            ``log(pvalues(X))``.
-        """
-        return self._scores_from_latents(self._base_latents(X, self._n_samples(X)))
+        return _gaussian_latents(self.embedder_, X, self._n_samples(X))
 
     def pvalues(self, X):
-        """Probability under the prior of a latent at least as extreme.
+        """Calibrated p-values: small means outlying.
 
-        ``P(chi2(d) >= ||z||^2)``: uniform on ``[0, 1]`` for inliers whose latents
-        follow the prior.
+        Conformal: ``(1 + #{calibration scores >= s(x)}) / (n_calibration_ + 1)``,
+        summed over the folds with cross-conformal. Prior: ``P(chi2(d) >= s(x))``.
+        For an inlier exchangeable with the calibration rows,
+        ``P(p <= alpha) <= alpha`` (conformal), ``<= 2 alpha`` up to ``O(K / n)``
+        (cross-conformal); exactly ``alpha`` when the latents follow the prior
+        (prior).
 
         Parameters
         ----------
@@ -385,14 +958,36 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         pvalues : ndarray of shape (n_samples,)
-            Values in ``[0, 1]``; small means outlying.
+            Values in ``(0, 1]`` (conformal) or ``[0, 1]`` (prior).
         """
-        return np.exp(self.score_samples(X))
+        S = self._statistics(X, self._n_samples(X))
+        return self.calibration_.pvalues(S)
+
+    def score_samples(self, X):
+        """Log p-values without ties: higher is more normal.
+
+        Prior calibration: ``log pvalues(X)``, finite far into the tail.
+        Conformal: ``log pvalues(X)`` moved up by less than half a step by a term
+        that decreases with the statistic, so that samples beyond every
+        calibration score (which share the smallest p-value) are still ranked:
+        ``pvalues <= exp(score_samples) < pvalues + 1 / (2 (n_calibration_ + 1))``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Strictly decreasing in the statistic (in each model's, with
+            cross-conformal).
+        """
+        S = self._statistics(X, self._n_samples(X))
+        return self.calibration_.score_samples(S)
 
     def decision_function(self, X):
         """Shifted scores: negative for outliers, non-negative for inliers.
-
-        With ``contamination="auto"`` this is ``log(pvalue / alpha)``.
 
         Parameters
         ----------
@@ -402,7 +997,8 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         decision : ndarray of shape (n_samples,)
-            ``score_samples(X) - offset_``.
+            ``score_samples(X) - offset_``; with ``contamination="auto"``
+            negative exactly where ``pvalues(X) <= alpha``.
         """
         return self.score_samples(X) - self.offset_
 
@@ -423,14 +1019,3 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         labels = np.ones(decision.shape[0], dtype=int)
         labels[decision < 0] = -1
         return labels
-
-
-def _whitening(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and symmetric inverse square root of the covariance of ``Z``."""
-    location = Z.mean(axis=0)
-    cov = np.atleast_2d(np.cov(Z, rowvar=False))
-    eigval, eigvec = np.linalg.eigh(cov)
-    top = float(eigval.max()) if eigval.max() > 0 else 1.0
-    eigval = np.maximum(eigval, 1e-12 * top)
-    whitening = (eigvec / np.sqrt(eigval)) @ eigvec.T
-    return location, whitening

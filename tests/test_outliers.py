@@ -1,5 +1,7 @@
 """LatentOutlierDetector: calibration, detection, sklearn semantics, errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -11,28 +13,67 @@ from scipy.stats import chi2, kstest
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdim_dm import LatentOutlierDetector, NoiseInjectedInfoMax
-from skdim_dm._outliers import UNIFORM_CLIP, chi2_logsf, probit
+from skdim_dm import (
+    LatentOutlierDetector,
+    NoiseInjectedInfoMax,
+    benjamini_hochberg,
+    outlier_embedder,
+)
+from skdim_dm._outliers import (
+    TIE_RTOL,
+    UNIFORM_CLIP,
+    chi2_logsf,
+    probit,
+    shrunk_whitening,
+)
 
 ALPHAS = (0.01, 0.05, 0.10)
 EXPON = stats.expon()
 
 
+def _tiny_infomax():
+    return NoiseInjectedInfoMax(hidden_layer_sizes=(16,), max_epochs=3, device="cpu")
+
+
 @parametrize_with_checks(
-    [
-        LatentOutlierDetector(
-            embedder=NoiseInjectedInfoMax(
-                hidden_layer_sizes=(16,), max_epochs=3, device="cpu"
-            )
-        )
-    ],
+    [LatentOutlierDetector(embedder=_tiny_infomax())],
     expected_failed_checks=lambda est: {},
 )
 def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
+    with warnings.catch_warnings():
+        # Tiny check data: "the smallest conformal p-value is ... > alpha".
+        warnings.filterwarnings("ignore", message="the smallest conformal p-value")
+        check(estimator)
+
+
+@pytest.mark.slow
+@parametrize_with_checks(
+    [
+        LatentOutlierDetector(embedder=_tiny_infomax(), calibration="cross-conformal"),
+        LatentOutlierDetector(
+            embedder=_tiny_infomax(), statistic="mahalanobis", calibration="prior"
+        ),
+    ],
+    expected_failed_checks=lambda est: (
+        {
+            name: (
+                "cross-conformal scores a training row in-sample in n_folds - 1 "
+                "models, so predict on the training set itself flags nothing at "
+                "contamination='auto' (documented)"
+            )
+            for name in ("check_outliers_train", "check_outliers_fit_predict")
+        }
+        if est.calibration == "cross-conformal"
+        else {}
+    ),
+)
+def test_sklearn_compatible_other_calibrations(estimator, check):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="the smallest conformal p-value")
+        check(estimator)
 
 
 # ---------------------------------------------------------------- helpers
@@ -64,6 +105,18 @@ class _ExponentialLatents(TransformerMixin, BaseEstimator):
         return stats.expon.isf(ndtr(-np.asarray(X, dtype=np.float64)))
 
 
+class _Spy(TransformerMixin, BaseEstimator):
+    """Identity latents that remember the rows they were fitted on."""
+
+    def fit(self, X, y=None):
+        self.fit_rows_ = np.array(X, dtype=np.float64, copy=True)
+        self.n_features_in_ = self.fit_rows_.shape[1]
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=np.float64)
+
+
 class _MustNotFit(TransformerMixin, BaseEstimator):
     """Fails loudly if the detector trains before validating its inputs."""
 
@@ -77,6 +130,10 @@ class _MustNotFit(TransformerMixin, BaseEstimator):
 def _identity():
     # Latents = inputs: isolates the detector's statistics from training.
     return FunctionTransformer()
+
+
+def _row_set(A):
+    return {tuple(r) for r in np.asarray(A)}
 
 
 def _linear_gaussian(rng, n, A, noise=0.05):
@@ -146,11 +203,197 @@ def test_probit_is_symmetric_and_clipped():
     assert z[3] == 0.0
 
 
-# ----------------------------------------------------------- calibration
-def test_pvalues_exact_under_the_prior():
-    """With latents exactly N(0, I), p-values are uniform and FPR equals alpha."""
+def test_shrunk_whitening_whitens_and_stays_finite_when_rows_are_few():
+    rng = np.random.default_rng(20)
+    cov = np.array([[4.0, 1.5], [1.5, 1.0]])
+    G = rng.standard_normal((20000, 2)) @ np.linalg.cholesky(cov).T
+    loc, W = shrunk_whitening(G)
+    np.testing.assert_allclose(W @ np.cov(G.T) @ W.T, np.eye(2), atol=0.01)
+    np.testing.assert_allclose(W, W.T)
+    # 64 components on 10 rows: singular sample covariance, finite whitening.
+    loc, W = shrunk_whitening(rng.standard_normal((10, 64)))
+    assert np.all(np.isfinite(W)) and W.shape == (64, 64)
+
+
+# ------------------------------------------- conformal p-values, by the book
+@pytest.mark.parametrize("statistic", ["prior", "mahalanobis", "knn"])
+def test_split_conformal_pvalues_match_a_reference(statistic):
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((50, 3))
+    X_new = 1.5 * rng.standard_normal((40, 3))
+    det = LatentOutlierDetector(
+        _Spy(), statistic=statistic, calibration_size=0.3, random_state=0
+    ).fit(X)
+    train = _row_set(det.embedder_.fit_rows_)
+    cal = np.array([x for x in X if tuple(x) not in train])
+    assert len(train) == 35 and len(cal) == 15 == det.n_calibration_
+    # The statistic, by hand, fitted on the training rows only.
+    T = det.embedder_.fit_rows_
+    if statistic == "prior":
+        s = lambda A: np.sum(A**2, axis=1)  # noqa: E731
+    elif statistic == "mahalanobis":
+        loc, W = shrunk_whitening(T)
+        s = lambda A: np.sum(((A - loc) @ W.T) ** 2, axis=1)  # noqa: E731
+    else:
+        loc, W = shrunk_whitening(T)
+        WT = (T - loc) @ W.T
+
+        def s(A):
+            D = np.linalg.norm(((A - loc) @ W.T)[:, None, :] - WT[None], axis=2)
+            return np.sort(D, axis=1)[:, :5].mean(axis=1)
+
+    s_cal, s_new = s(cal), s(X_new)
+    ref = (1 + (s_cal[None, :] >= s_new[:, None]).sum(axis=1)) / (len(cal) + 1)
+    np.testing.assert_allclose(det.pvalues(X_new), ref)
+    np.testing.assert_allclose(np.sort(det.calibration_.scores_[0]), np.sort(s_cal))
+
+
+def test_cross_conformal_pvalues_match_a_reference():
+    rng = np.random.default_rng(22)
+    X = rng.standard_normal((23, 2))
+    X_new = 2 * rng.standard_normal((30, 2))
+    det = LatentOutlierDetector(
+        _Spy(), statistic="mahalanobis", calibration="cross-conformal", n_folds=4
+    ).fit(X)
+    assert det.n_calibration_ == 23 and len(det.embedders_) == 4
+    count = np.zeros(len(X_new))
+    held_out = []
+    for emb in det.embedders_:
+        seen = _row_set(emb.fit_rows_)
+        fold = np.array([x for x in X if tuple(x) not in seen])
+        held_out.append(fold)
+        loc, W = shrunk_whitening(emb.fit_rows_)
+        s = lambda A: np.sum(((A - loc) @ W.T) ** 2, axis=1)  # noqa: E731, B023
+        count += (s(fold)[None, :] >= s(X_new)[:, None]).sum(axis=1)
+    # The folds partition the rows.
+    assert sum(len(f) for f in held_out) == 23
+    assert set().union(*map(_row_set, held_out)) == _row_set(X)
+    np.testing.assert_allclose(det.pvalues(X_new), (1 + count) / 24)
+
+
+@pytest.mark.parametrize("calibration", ["conformal", "cross-conformal"])
+def test_calibration_rows_never_train_the_embedder(calibration):
+    rng = np.random.default_rng(23)
+    X = rng.standard_normal((60, 3))
+    det = LatentOutlierDetector(
+        _Spy(), calibration=calibration, n_folds=3, random_state=1
+    ).fit(X)
+    calibrated = []
+    for emb, stat, cal_scores in zip(
+        det.embedders_, det.statistics_, det.calibration_.scores_
+    ):
+        seen = _row_set(emb.fit_rows_)
+        rest = np.array([x for x in X if tuple(x) not in seen])
+        # What calibrates this model is exactly what it was not fitted on ...
+        np.testing.assert_allclose(np.sort(stat.score(rest)), cal_scores)
+        # ... and nothing it was fitted on (the statistic's neighbors included).
+        assert len(seen) + len(rest) == len(X)
+        assert stat.neighbors_.n_samples_fit_ == len(seen)
+        np.testing.assert_allclose(stat.location_, emb.fit_rows_.mean(axis=0))
+        calibrated.append(rest)
+    assert sum(len(c) for c in calibrated) == det.n_calibration_
+
+
+# ------------------------------------------- calibration over many draws
+def _draws(calibration, statistic, sampler, n_draws=200, n=60, n_test=400):
+    """Per draw: the FPR on fresh inliers at each alpha, and one fresh p-value."""
+    fpr = {a: [] for a in ALPHAS}
+    single = []
+    for i in range(n_draws):
+        rng = np.random.default_rng([24, i])
+        X, X_test = sampler(rng, n), sampler(rng, n_test)
+        det = LatentOutlierDetector(
+            StandardScaler(),
+            statistic=statistic,
+            calibration=calibration,
+            calibration_size=0.5,
+            n_folds=5,
+            random_state=i,
+        ).fit(X)
+        p = det.pvalues(X_test)
+        for a in ALPHAS:
+            fpr[a].append(np.mean(p <= a))
+        single.append(p[0])
+    return {a: np.array(v) for a, v in fpr.items()}, np.array(single)
+
+
+def _gauss(rng, n):
+    return rng.standard_normal((n, 3)) @ np.array([[1, 0.8, 0], [0, 1, 0], [0, 0, 3]])
+
+
+def _heavy(rng, n):
+    return rng.standard_t(2, size=(n, 3))
+
+
+@pytest.mark.parametrize(
+    "statistic, sampler",
+    [
+        ("knn", _heavy),
+        ("prior", _heavy),
+        pytest.param("knn", _gauss, marks=pytest.mark.slow),
+        pytest.param("mahalanobis", _gauss, marks=pytest.mark.slow),
+    ],
+)
+def test_split_conformal_fpr_over_many_draws(statistic, sampler):
+    """The FPR of a fitted detector is Beta(l, n_cal + 1 - l), mean l / (n_cal + 1)."""
+    fpr, single = _draws("conformal", statistic, sampler)
+    n_cal = 30
+    for a in ALPHAS:
+        ell = int(np.floor(a * (n_cal + 1)))
+        mean = ell / (n_cal + 1)  # <= alpha
+        var = mean * (1 - mean) / (n_cal + 2) + mean * (1 - mean) / 400
+        se = np.sqrt(var / len(fpr[a]))
+        assert abs(fpr[a].mean() - mean) < 4 * se + 1e-12, a
+        if ell:
+            ratio = fpr[a].var() / var
+            assert 0.5 < ratio < 1.8, (a, ratio)
+    # Marginally, over draws of calibration set and test point: P(p <= alpha).
+    for a in ALPHAS:
+        assert np.mean(single <= a) <= a + 3 * np.sqrt(a * (1 - a) / len(single))
+
+
+def test_split_conformal_fpr_is_beta_distributed_exactly():
+    """Prior statistic on exact N(0, I) rows: the FPR given the calibration set is
+    ``chi2.sf(threshold)``, with no test sampling: compare it to its Beta law."""
+    n_cal, alpha = 39, 0.1
+    ell = int(np.floor(alpha * (n_cal + 1)))
+    fprs = []
+    for i in range(200):
+        X = np.random.default_rng([25, i]).standard_normal((n_cal, 4))
+        det = LatentOutlierDetector(
+            FunctionTransformer().fit(X),
+            prefit=True,
+            statistic="prior",
+            calibration="conformal",
+            alpha=alpha,
+        ).fit(X)
+        assert det.n_calibration_ == n_cal  # nothing to train: all rows calibrate
+        # Flagged exactly beyond the ell-th largest calibration score.
+        threshold = np.sort(det.calibration_.scores_[0])[::-1][ell - 1]
+        fprs.append(chi2.sf(threshold, 4))
+    assert kstest(fprs, stats.beta(ell, n_cal + 1 - ell).cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(
+    "sampler", [_heavy, pytest.param(_gauss, marks=pytest.mark.slow)]
+)
+def test_cross_conformal_fpr_over_many_draws(sampler):
+    """At most 2 alpha in theory; close to alpha in practice."""
+    fpr, single = _draws("cross-conformal", "knn", sampler, n_draws=100)
+    for a in ALPHAS:
+        se = np.sqrt(a * (1 - a) / 61 / len(fpr[a]))
+        assert fpr[a].mean() <= a + 4 * se, a
+        if a * 61 >= 1:  # else nothing can be flagged
+            assert fpr[a].mean() >= 0.5 * a, a  # not vacuously conservative
+    assert np.mean(single <= 0.1) <= 2 * 0.1
+
+
+def test_prior_pvalues_exact_under_the_prior():
+    """With latents exactly N(0, I), chi2 p-values are uniform and FPR equals alpha."""
     rng = np.random.default_rng(1)
-    det = LatentOutlierDetector(_identity()).fit(rng.standard_normal((50, 3)))
+    det = LatentOutlierDetector(
+        _identity(), statistic="prior", calibration="prior"
+    ).fit(rng.standard_normal((50, 3)))
     X_test = rng.standard_normal((20000, 3))
     p = det.pvalues(X_test)
     assert kstest(p, "uniform").pvalue > 1e-3
@@ -161,11 +404,25 @@ def test_pvalues_exact_under_the_prior():
         assert abs(fpr - alpha) < 4 * np.sqrt(alpha * (1 - alpha) / 20000)
 
 
+def test_prior_pvalues_break_on_heavy_tails_conformal_ones_do_not():
+    rng = np.random.default_rng(26)
+    X, X_test = rng.standard_t(2, (2000, 2)), rng.standard_t(2, (20000, 2))
+    fpr = {}
+    for calibration in ("prior", "conformal"):
+        det = LatentOutlierDetector(
+            _identity(), statistic="prior", calibration=calibration, random_state=0
+        ).fit(X)
+        fpr[calibration] = np.mean(det.pvalues(X_test) <= 0.01)
+    assert fpr["prior"] > 0.05  # about 8 alpha
+    assert fpr["conformal"] < 0.01 + 0.01  # within a few sd of n_cal = 400
+
+
 def test_uniform_prior_matches_gaussian_rule():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((1000, 4))
-    gauss = LatentOutlierDetector(_identity()).fit(X)
-    unif = LatentOutlierDetector(_UniformLatents()).fit(X)
+    kw = dict(statistic="prior", calibration="prior")
+    gauss = LatentOutlierDetector(_identity(), **kw).fit(X)
+    unif = LatentOutlierDetector(_UniformLatents(), **kw).fit(X)
     assert unif.prior_ == "uniform" and gauss.prior_ == "gaussian"
     inner = np.all(np.abs(X) < 4, axis=1)
     np.testing.assert_allclose(
@@ -183,46 +440,49 @@ def test_other_targets_are_mapped_back_to_the_base():
     """A prior reached by a bijection (here Exp(1)) is scored on its Gaussian base."""
     rng = np.random.default_rng(12)
     X = rng.standard_normal((500, 3))
-    gauss = LatentOutlierDetector(_identity()).fit(X)
-    expo = LatentOutlierDetector(_ExponentialLatents()).fit(X)
+    kw = dict(statistic="knn", random_state=0)
+    gauss = LatentOutlierDetector(_identity(), **kw).fit(X)
+    expo = LatentOutlierDetector(_ExponentialLatents(), **kw).fit(X)
     assert expo.prior_ == "gaussian"
     np.testing.assert_allclose(
         expo.score_samples(X), gauss.score_samples(X), rtol=1e-6, atol=1e-9
     )
 
 
-def test_whiten_recalibrates_correlated_latents():
+def test_mahalanobis_recalibrates_correlated_latents_under_prior_calibration():
     rng = np.random.default_rng(3)
     cov = np.array([[1.0, 0.9], [0.9, 1.0]])  # unit variances, correlated
     L = np.linalg.cholesky(cov)
     X_train = rng.standard_normal((5000, 2)) @ L.T
     X_test = rng.standard_normal((20000, 2)) @ L.T
-    raw = LatentOutlierDetector(_identity()).fit(X_train)
-    white = LatentOutlierDetector(_identity(), whiten=True).fit(X_train)
-    assert not hasattr(raw, "whitening_")
-    np.testing.assert_allclose(
-        white.whitening_ @ np.cov(X_train.T) @ white.whitening_.T,
-        np.eye(2),
-        atol=1e-10,
+    kw = dict(calibration="prior")
+    raw = LatentOutlierDetector(_identity(), statistic="prior", **kw).fit(X_train)
+    maha = LatentOutlierDetector(_identity(), statistic="mahalanobis", **kw).fit(
+        X_train
     )
     fpr_raw = np.mean(raw.pvalues(X_test) < 0.05)
-    fpr_white = np.mean(white.pvalues(X_test) < 0.05)
+    fpr_maha = np.mean(maha.pvalues(X_test) < 0.05)
     # Correlation fattens the tail of ||z||^2: P(1.9 x1 + 0.1 x2 > chi2_2(0.95))
     # is 0.078 for independent chi2(1) variables x1 and x2.
     assert fpr_raw > 0.07
-    assert abs(fpr_white - 0.05) < 0.01
-    G = white.latents(X_test)
-    np.testing.assert_allclose(np.cov(G.T), np.eye(2), atol=0.05)
+    assert abs(fpr_maha - 0.05) < 0.01
     # Scoring follows the fitted state, not a parameter changed after fit.
     p_raw = raw.pvalues(X_test)
-    np.testing.assert_array_equal(raw.set_params(whiten=True).pvalues(X_test), p_raw)
+    np.testing.assert_array_equal(
+        raw.set_params(statistic="knn", calibration="conformal").pvalues(X_test),
+        p_raw,
+    )
 
 
 def test_trained_detector_is_calibrated_on_held_out_inliers(trained):
     det, _, _, X_test = trained
+    assert det.n_calibration_ == 400
     p = det.pvalues(X_test)
     for alpha in ALPHAS:
-        assert abs(np.mean(p < alpha) - alpha) <= 0.02, alpha
+        # Given its 400 calibration rows, the FPR is Beta-distributed around
+        # floor(401 alpha) / 401 <= alpha, with this sd (0.011 at alpha = 0.05).
+        sd = np.sqrt(alpha * (1 - alpha) / 402)
+        assert alpha - 3 * sd <= np.mean(p <= alpha) <= alpha + 3 * sd, alpha
 
 
 def test_trained_detector_flags_obvious_outliers(trained):
@@ -238,17 +498,67 @@ def test_trained_detector_flags_obvious_outliers(trained):
 
 
 # ------------------------------------------------------------- semantics
-def test_auto_threshold_is_alpha():
+@pytest.mark.parametrize("calibration", ["conformal", "cross-conformal"])
+def test_score_samples_refines_the_pvalue_and_predict_is_p_le_alpha(calibration):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((97, 3))
+    X_new = np.r_[rng.standard_normal((300, 3)), 5 + rng.standard_normal((50, 3))]
+    for alpha in (0.02, 0.05, 0.1, 0.5):
+        det = LatentOutlierDetector(
+            _identity(), calibration=calibration, alpha=alpha, random_state=0
+        ).fit(X)
+        n1 = det.n_calibration_ + 1
+        p, s = det.pvalues(X_new), det.score_samples(X_new)
+        assert np.all((p > 0) & (p <= 1))
+        assert np.all(np.exp(s) >= p * (1 - 1e-12))
+        assert np.all(np.exp(s) < p + 0.5 / n1 + 1e-12)
+        np.testing.assert_array_equal(det.predict(X_new) == -1, p <= alpha)
+        np.testing.assert_allclose(det.decision_function(X_new), s - det.offset_)
+    # The far cluster shares the smallest p-value but is still ranked.
+    far = s[300:]
+    assert np.all(p[300:] == 1 / n1) and len(np.unique(far)) == 50
+    S = np.array([m.score(X_new[300:]) for m in det.statistics_])
+    stat = np.mean(S / det.calibration_.scales_[:, None], axis=0)
+    assert np.all(np.diff(far[np.argsort(stat)]) < 0)
+
+
+def test_prior_calibration_threshold_is_alpha():
     rng = np.random.default_rng(5)
     X = rng.standard_normal((400, 3))
-    det = LatentOutlierDetector(_identity(), alpha=0.1).fit(X)
-    assert det.offset_ == np.log(0.1)
+    det = LatentOutlierDetector(
+        _identity(), statistic="prior", calibration="prior", alpha=0.1
+    ).fit(X)
+    assert det.offset_ == np.log(0.1) and det.n_calibration_ == 0
     p = det.pvalues(X)
-    assert np.all((p >= 0) & (p <= 1))
     np.testing.assert_allclose(det.score_samples(X), np.log(p))
-    np.testing.assert_allclose(det.decision_function(X), np.log(p / 0.1))
     np.testing.assert_array_equal(det.predict(X), np.where(p >= 0.1, 1, -1))
     np.testing.assert_array_equal(det.fit_predict(X), det.predict(X))
+
+
+def test_exact_ties_count_as_at_least_as_extreme():
+    """Integer-valued data tie often; a tie counts against the sample (>=)."""
+    X = np.repeat(np.arange(5.0), [1, 2, 3, 4, 5])[:, None]  # 15 rows
+    emb = FunctionTransformer().fit(X)
+    det = LatentOutlierDetector(emb, prefit=True, statistic="prior").fit(X)
+    assert det.n_calibration_ == 15
+    # Values 0..4 have 15, 14, 12, 9 and 5 calibration rows at least as far out.
+    np.testing.assert_allclose(
+        det.pvalues(np.arange(5.0)[:, None]), np.array([16, 15, 13, 10, 6]) / 16
+    )
+
+
+def test_ties_within_float_rounding_count_as_ties():
+    X = np.random.default_rng(6).standard_normal((50, 2))
+    det = LatentOutlierDetector(
+        _identity(), statistic="prior", calibration="conformal", random_state=0
+    ).fit(X)
+    cal = det.calibration_.scores_[0]
+    top = cal[-1]
+    # A statistic a rounding error above the largest calibration score ties it.
+    G = np.array([[np.sqrt(top * (1 + 1e-12)), 0.0]])
+    assert det.pvalues(G)[0] == 2 / (det.n_calibration_ + 1)
+    G = np.array([[np.sqrt(top * (1 + 100 * TIE_RTOL)), 0.0]])
+    assert det.pvalues(G)[0] == 1 / (det.n_calibration_ + 1)
 
 
 @pytest.mark.parametrize("contamination", [0.05, 0.1, 0.5])
@@ -256,28 +566,55 @@ def test_contamination_sets_training_quantile(contamination):
     rng = np.random.default_rng(6)
     X = rng.standard_normal((300, 3))
     det = LatentOutlierDetector(
-        _identity(), contamination=contamination, alpha=0.5
+        _identity(), contamination=contamination, alpha=0.5, random_state=0
     ).fit(X)
     scores = det.score_samples(X)
     assert det.offset_ == pytest.approx(np.percentile(scores, 100 * contamination))
     assert np.sum(det.predict(X) == -1) == round(contamination * 300)
     # alpha is not used when contamination is a number.
     det2 = LatentOutlierDetector(
-        _identity(), contamination=contamination, alpha=0.01
+        _identity(), contamination=contamination, alpha=0.01, random_state=0
     ).fit(X)
     assert det2.offset_ == det.offset_
+
+
+def test_warns_when_nothing_can_be_flagged():
+    X = np.random.default_rng(7).standard_normal((100, 2))
+    with pytest.warns(UserWarning, match="1/21 > alpha = 0.01"):
+        det = LatentOutlierDetector(
+            _identity(), calibration="conformal", alpha=0.01
+        ).fit(X)
+    assert not np.any(det.predict(100 * X) == -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LatentOutlierDetector(_identity(), calibration="conformal", alpha=0.05).fit(X)
+        LatentOutlierDetector(  # 1/101 <= 0.01
+            _identity(), calibration="cross-conformal", alpha=0.01
+        ).fit(X)
 
 
 def test_prefit_uses_embedder_as_is(trained):
     det, _, X_train, X_test = trained
     emb = det.embedder_
     state = {k: v.clone() for k, v in emb.encoder_.state_dict().items()}
-    pre = LatentOutlierDetector(emb, prefit=True).fit(X_train[:5])
+    pre = LatentOutlierDetector(
+        emb, prefit=True, statistic="prior", calibration="prior"
+    ).fit(X_train[:5])
     assert pre.embedder_ is not emb  # a copy ...
-    np.testing.assert_array_equal(pre.pvalues(X_test), det.pvalues(X_test))
+    G = det.latents(X_test)
+    np.testing.assert_allclose(pre.pvalues(X_test), chi2.sf(np.sum(G**2, axis=1), 2))
     for k, v in emb.encoder_.state_dict().items():  # ... and the original untouched
         assert torch.equal(v, state[k])
     assert pre.embedder_.n_iter_ == emb.n_iter_
+    # Conformal with a prefit embedder: the statistic still trains on its part.
+    knn = LatentOutlierDetector(
+        emb, prefit=True, calibration="conformal", random_state=0
+    ).fit(X_train[:100])
+    assert knn.n_calibration_ == 20
+    cc = LatentOutlierDetector(
+        emb, prefit=True, calibration="cross-conformal", random_state=0
+    ).fit(X_train[:100])
+    assert all(e is cc.embedder_ for e in cc.embedders_)  # one copy, shared
 
 
 def test_prefit_errors():
@@ -293,23 +630,40 @@ def test_prefit_errors():
 
 
 @pytest.mark.parametrize(
-    "params",
+    "params, match",
     [
-        {"alpha": 0.0},
-        {"alpha": 1.0},
-        {"alpha": "0.05"},
-        {"contamination": 0.0},
-        {"contamination": 0.6},
-        {"contamination": "0.1"},
-        {"prefit": "yes"},
-        {"embedder": "mlp"},
-        {"embedder": object()},
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.0}, "alpha"),
+        ({"alpha": "0.05"}, "alpha"),
+        ({"contamination": 0.0}, "contamination"),
+        ({"contamination": 0.6}, "contamination"),
+        ({"contamination": "0.1"}, "contamination"),
+        ({"prefit": "yes"}, "prefit"),
+        ({"embedder": "mlp"}, "embedder"),
+        ({"embedder": object()}, "embedder"),
+        ({"statistic": "lof"}, "statistic"),
+        ({"statistic": None}, "statistic"),
+        ({"calibration": "jackknife"}, "calibration"),
+        ({"calibration_size": 0.0}, "calibration_size"),
+        ({"calibration_size": 1.0}, "calibration_size"),
+        ({"calibration_size": 0}, "calibration_size"),
+        ({"calibration_size": -3}, "calibration_size"),
+        ({"calibration_size": "20%"}, "calibration_size"),
+        ({"n_folds": 1}, "n_folds"),
+        ({"n_folds": 2.5}, "n_folds"),
+        ({"n_neighbors": 0}, "n_neighbors"),
+        ({"n_neighbors": 1.5}, "n_neighbors"),
+        ({"random_state": "0"}, "random_state"),
+        ({"calibration": "prior"}, "chi-square law"),
+        ({"calibration_size": 19}, "leaves 1 training and 19 calibration"),
+        ({"n_neighbors": 17}, "needs at least 17 training rows"),
+        ({"calibration": "cross-conformal", "n_folds": 21}, "n_folds=21"),
     ],
 )
-def test_bad_parameters_raise_before_training(params):
+def test_bad_parameters_raise_before_training(params, match):
     params = {"embedder": _MustNotFit(), **params}
     X = np.random.default_rng(8).standard_normal((20, 3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=match):
         LatentOutlierDetector(**params).fit(X)
 
 
@@ -328,23 +682,34 @@ def test_bad_input_raises_before_training(X):
         LatentOutlierDetector(_MustNotFit()).fit(X)
 
 
-def test_whiten_needs_more_samples_than_components():
-    X = np.random.default_rng(9).standard_normal((3, 3))
-    with pytest.raises(ValueError, match="more than 3 samples"):
-        LatentOutlierDetector(_identity(), whiten=True).fit(X)
-
-
-def test_random_state_reproducible_without_global_state():
+@pytest.mark.parametrize("calibration", ["conformal", "cross-conformal"])
+def test_random_state_reproducible_without_global_state(calibration):
     X = np.random.default_rng(10).standard_normal((200, 5))
     emb = NoiseInjectedInfoMax(hidden_layer_sizes=(8,), max_epochs=2, device="cpu")
     np_state = np.random.get_state()[1].copy()  # noqa: NPY002 (the global state)
     torch_state = torch.random.get_rng_state().clone()
-    a = LatentOutlierDetector(emb, random_state=3).fit(X).score_samples(X)
-    b = LatentOutlierDetector(emb, random_state=3).fit(X).score_samples(X)
-    np.testing.assert_array_equal(a, b)
+    kw = dict(calibration=calibration, n_folds=2)
+    a = LatentOutlierDetector(emb, random_state=3, **kw).fit(X)
+    b = LatentOutlierDetector(emb, random_state=3, **kw).fit(X)
+    c = LatentOutlierDetector(emb, random_state=4, **kw).fit(X)
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    for sa, sb in zip(a.calibration_.scores_, b.calibration_.scores_):
+        np.testing.assert_array_equal(sa, sb)
+    assert not np.array_equal(a.score_samples(X), c.score_samples(X))
     assert emb.random_state is None  # the user's embedder is not mutated
     np.testing.assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
     assert torch.equal(torch.random.get_rng_state(), torch_state)
+
+
+def test_folds_follow_random_state_without_an_embedder_seed():
+    X = np.random.default_rng(11).standard_normal((40, 2))
+    rows = [
+        _row_set(
+            LatentOutlierDetector(_Spy(), random_state=r).fit(X).embedder_.fit_rows_
+        )
+        for r in (0, 0, 1)
+    ]
+    assert rows[0] == rows[1] != rows[2]
 
 
 def test_uniform_embedder_end_to_end():
@@ -356,4 +721,107 @@ def test_uniform_embedder_end_to_end():
     det = LatentOutlierDetector(emb, random_state=0).fit(X)
     assert det.prior_ == "uniform" and det.n_components_ == 2
     p = det.pvalues(np.r_[X, 1e6 * X[:5]])
-    assert np.all((p >= 0) & (p <= 1))
+    assert np.all((p > 0) & (p <= 1))
+
+
+def test_outlier_embedder_rule():
+    small = outlier_embedder(178, 30)
+    assert small.n_components == 30 and small.augmentation == "gaussian"
+    assert small.noise_level == 0.1 and small.critic == "gaussian"
+    assert small.max_epochs == 200  # one batch per epoch: 200 steps
+    big = outlier_embedder(4800, 784, standardize="global")
+    assert big.n_components == 64 and big.augmentation == "neighbors"
+    assert big.max_epochs == 20 and big.standardize == "global"
+    assert outlier_embedder(2000, 10).max_epochs == 50  # 4 batches per epoch
+    with pytest.raises(ValueError, match="positive"):
+        outlier_embedder(0, 3)
+
+
+def test_default_embedder_follows_the_rule():
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((40, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the intended CapacityWarning is muted
+        det = LatentOutlierDetector(
+            random_state=0, alpha=0.2, calibration="conformal"
+        ).fit(X)
+    emb = det.embedder_
+    assert isinstance(emb, NoiseInjectedInfoMax)
+    assert emb.n_components == 3 and emb.noise_level == 0.1
+    assert emb.n_iter_ == 200 and det.n_calibration_ == 8
+    assert np.all(np.isfinite(det.score_samples(X)))
+
+
+# -------------------------------------------------------- multiple testing
+def _bh_reference(p, alpha, c=1.0):
+    """The step-up rule as written: reject H_(1..k), k the largest i with
+    p_(i) <= i alpha / (m c)."""
+    m = len(p)
+    k = 0
+    for i, pi in enumerate(sorted(p), start=1):
+        if pi <= i * alpha / (m * c):
+            k = i
+    cut = sorted(p)[k - 1] if k else -1.0
+    return np.array([pi <= cut for pi in p])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    p=st.lists(st.floats(0, 1), min_size=1, max_size=40),
+    alpha=st.floats(0.001, 0.999),
+)
+def test_benjamini_hochberg_matches_reference(p, alpha):
+    np.testing.assert_array_equal(benjamini_hochberg(p, alpha), _bh_reference(p, alpha))
+    c = np.sum(1.0 / np.arange(1, len(p) + 1))
+    np.testing.assert_array_equal(
+        benjamini_hochberg(p, alpha, dependence="arbitrary"),
+        _bh_reference(p, alpha, c),
+    )
+
+
+def test_benjamini_hochberg_agrees_with_scipy():
+    if not hasattr(stats, "false_discovery_control"):
+        pytest.skip("scipy.stats.false_discovery_control needs scipy >= 1.11")
+    rng = np.random.default_rng(14)
+    p = np.r_[rng.uniform(size=900), rng.beta(0.05, 5, size=100)]
+    adj = stats.false_discovery_control(p, method="bh")
+    np.testing.assert_array_equal(benjamini_hochberg(p, 0.1), adj <= 0.1)
+    adj = stats.false_discovery_control(p, method="by")
+    np.testing.assert_array_equal(
+        benjamini_hochberg(p, 0.1, dependence="arbitrary"), adj <= 0.1
+    )
+    assert benjamini_hochberg([], 0.1).shape == (0,)
+
+
+def test_benjamini_hochberg_on_conformal_pvalues_controls_fdr():
+    """Bates et al. (2023): split-conformal p-values are PRDS, so BH holds."""
+    fdp = []
+    for i in range(100):
+        rng = np.random.default_rng([15, i])
+        X = rng.standard_normal((1000, 2))
+        X_test = np.r_[rng.standard_normal((180, 2)), 4 + rng.standard_normal((20, 2))]
+        det = LatentOutlierDetector(
+            _identity(), calibration="conformal", random_state=i
+        ).fit(X)
+        reject = benjamini_hochberg(det.pvalues(X_test), alpha=0.2)
+        fdp.append(reject[:180].sum() / max(reject.sum(), 1))
+        assert reject[180:].mean() > 0.5
+    assert np.mean(fdp) <= 0.2 * 180 / 200 + 3 * np.std(fdp) / 10
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([0.1, 1.2],), r"\[0, 1\]"),
+        (([0.1, np.nan],), r"\[0, 1\]"),
+        (([[0.1, 0.2]],), "one-dimensional"),
+        (([0.1], 0.0), "alpha"),
+        (([0.1], 1.0), "alpha"),
+        (([0.1], True), "alpha"),
+    ],
+)
+def test_benjamini_hochberg_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        benjamini_hochberg(*args)
+    with pytest.raises(ValueError, match="dependence"):
+        benjamini_hochberg([0.1], 0.1, dependence="positive")
