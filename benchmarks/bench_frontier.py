@@ -238,6 +238,11 @@ METHODS = {
     "ours-images-raw": lambda task, d, seed: ours_images(task, d, seed, gaussianize=0),
     "ours-sliced": ours_sliced,
     "ours-sliced-g": lambda task, d, seed: ours_sliced(task, d, seed, gaussianize=10),
+    # The README recipe for d > 2: the sliced objective with neighbor views and the
+    # Student-t critic.
+    "ours-sliced-nbr": lambda task, d, seed: ours_sliced(
+        task, d, seed, augmentation="neighbors", critic="student"
+    ),
     "pca-whiten": lambda task, d, seed: PCA(d, whiten=True, random_state=seed),
     "pca-rbig": lambda task, d, seed: make_pipeline(
         PCA(d, whiten=True, random_state=seed), Gaussianizer(10, random_state=seed)
