@@ -196,7 +196,9 @@ default="gaussian"
         per component is the paper's best-matching setting) and
         ``C = min(2.4 d, 0.8 log(batch_size))`` for the uniform prior (uniform
         latents are the small-noise limit; 2.4 nats per component is
-        ``eps = 0.05``). InfoNCE cannot measure more than ``log(batch_size)``.
+        ``eps = 0.05``). InfoNCE cannot measure more than ``log(batch_size)``
+        per bound; with ``objective="sliced"`` each component has its own bound
+        and ``"auto"`` is 0.3 nats per component (``C = 0.3 d``).
         The uniform prior also wants mild ``input_noise`` (0.05 or less): a sigmoid
         does not force spread, and strong input noise piles latents in the middle.
 

@@ -89,6 +89,12 @@ def test_sliced_objective_measures_beyond_log_batch(X):
     assert joint.mutual_info_ <= math.log(64) + 1e-6
     assert sliced.mutual_info_ > math.log(64) + 1.0
     assert sliced.mutual_info_ <= sliced.capacity_ + 0.5
+    # "auto" for the sliced objective: 0.3 nats per component, not capped by
+    # log(batch) as a whole (the joint "auto" would be min(1.15 d, 0.5 log N)).
+    auto = NoiseInjectedInfoMax(
+        objective="sliced", **{**params, "noise_level": "auto", "max_steps": 1}
+    ).fit(X)
+    assert auto.capacity_ == pytest.approx(0.3 * 8)
 
 
 def test_sliced_critic_draws_its_rotation_from_the_step_generator():
