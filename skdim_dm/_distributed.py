@@ -36,7 +36,7 @@ from torch import nn
 
 from ._objective import Normalization, infonce
 
-__all__ = ["Shard", "resolve_shard", "launched_distributed"]
+__all__ = ["Shard", "resolve_shard", "launched_distributed", "rank_generator"]
 
 #: Set in the environment of a process that initialized the process group from
 #: ``WORLD_SIZE``/``RANK``, so that processes it starts (joblib or dask workers,
@@ -113,6 +113,13 @@ def local_device(device: torch.device) -> torch.device:
     return device
 
 
+def rank_generator(seed: int, rank: int, device="cpu") -> torch.Generator:
+    """The generator of ``rank`` for ``seed``: its views and channel noise."""
+    state = np.random.SeedSequence(int(seed), spawn_key=(int(rank),))
+    local_seed = int(state.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return torch.Generator(device=device).manual_seed(local_seed)
+
+
 class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks; its backward sums the incoming gradients over ranks."""
 
@@ -183,10 +190,9 @@ class Shard:
 
     def generator(self, seed: int, device=None) -> torch.Generator:
         """A generator for this rank only: seeded from ``seed`` and the rank."""
-        state = np.random.SeedSequence(int(seed), spawn_key=(self.rank,))
-        local_seed = int(state.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-        device = self.device if device is None else device
-        return torch.Generator(device=device).manual_seed(local_seed)
+        return rank_generator(
+            seed, self.rank, self.device if device is None else device
+        )
 
     # ---------------------------------------------------------- collectives
     def all_reduce_(self, x: torch.Tensor) -> torch.Tensor:
