@@ -108,6 +108,7 @@ PARTIAL_FIT_MUTABLE = (
     "input_noise",
     "batch_size",
     "learning_rate",
+    "learning_rate_schedule",  # must be "constant" for partial_fit
     "device",
     "random_state",
     "n_threads",
@@ -640,9 +641,8 @@ default="gaussian"
           ``mutual_info_`` are computed on the latest call's rows.
         - **Fixed by the first call**: ``n_components``, ``prior``,
           ``noise_level``, ``encoder``, ``hidden_layer_sizes``, ``input_shape``,
-          ``critic``, ``objective``, ``whiten``, ``standardize`` and
-          ``learning_rate_schedule``; changing one raises ``ValueError`` (call
-          ``fit`` to start over). The others may change between calls;
+          ``critic``, ``objective``, ``whiten`` and ``standardize``; changing one
+          raises ``ValueError`` (call ``fit`` to start over). The others may change between calls;
           ``max_epochs``, ``max_steps`` and the early-stopping settings are
           ignored, and ``learning_rate_schedule`` must be ``"constant"``.
         - **Randomness**: each call draws from seeds derived from
