@@ -5,22 +5,33 @@ as under ``torchrun``. A :class:`Shard` is what one rank knows of the others:
 
 * each global batch (the same rows on every rank, drawn from the shared
   generator) is split into contiguous shares, one per rank, and each rank makes
-  the views of its share with its own generator (per-rank noise);
-* the latents are gathered across ranks **with gradients** (:meth:`Shard.gather`,
-  whose backward sums the incoming gradients over ranks, a reduce-scatter), so
-  every rank computes the InfoNCE bound of the whole global batch, all negatives
-  included;
-* normalization statistics are summed across ranks differentiably
-  (:meth:`Shard.all_reduce`, hooked into the normalization layers through their
-  ``reducer`` attribute, and into hidden ``BatchNorm`` layers);
-* the gradients are summed across ranks and divided by the number of ranks.
+  the views of its share with a generator of its own (per-rank input noise) and
+  runs the encoder's backbone on them: the expensive part is shared out;
+* the backbone outputs are gathered across ranks **with gradients**
+  (:meth:`Shard.gather`), and every rank then runs the rest of the step on the
+  whole global batch, as one process would: the normalization layer (so its
+  statistics, batch-norm moments or whitening covariance, are those of the
+  global batch), the adaptive critic's correlation, the sliced critic's
+  rotation and the channel noise (drawn from the shared generator), the
+  critic and the InfoNCE bound with all negatives;
+* hidden ``BatchNorm`` layers of the backbone (the ConvNet's) take their batch
+  statistics over all ranks (:meth:`Shard.all_reduce`, differentiable; torch's
+  ``SyncBatchNorm`` needs CUDA);
+* the backbone's parameter gradients are summed over ranks (those of the
+  parts run on the whole batch, already whole, are averaged).
 
-Why that scaling is exact: every rank computes the same loss ``L`` of the global
-batch, so the cross-rank operations differentiate ``J = sum_r L_r = K L``; their
-backward passes sum over ranks, each rank's parameter gradient is its part of
-``dJ/dtheta``, and ``all_reduce(sum) / K`` is ``dL/dtheta``: the gradient of one
-process on the same global batch, to float32 rounding
-(``tests/test_distributed.py`` checks it on asymmetric data).
+Why that is the gradient of one process: every rank computes the same loss ``L``
+from the same gathered tensor ``G``, so ``dL/dG`` is the same on every rank and
+the gather's backward pass gives each rank its own rows of it, with no
+communication (the widely copied ``GatherLayer`` went wrong by doing this when
+each rank computed a *different*, local loss). An all-reduce's result feeds
+rows that differ by rank, so its backward pass sums over ranks. Each rank's
+parameter gradient is then the part of ``dL/dtheta`` that flows through its own
+rows, and their sum is ``dL/dtheta`` (the parameters of the replicated part get
+all of it on every rank): one process's gradient on the same global
+batch, to float rounding (``tests/test_distributed.py`` checks it on asymmetric
+data, in float64 to 1e-10). A step costs two collectives (the gather and the
+gradients) plus two per hidden BatchNorm layer.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._objective import Normalization, infonce
+from ._objective import infonce
 
 __all__ = ["Shard", "resolve_shard", "launched_distributed", "rank_generator"]
 
@@ -134,19 +145,19 @@ class _AllReduceSum(torch.autograd.Function):
 
 
 class _Gather(torch.autograd.Function):
-    """Rows of every rank concatenated in rank order; backward: the sum over
-    ranks of the gradient of this rank's rows (a reduce-scatter)."""
+    """Rows of every rank concatenated in rank order, for a loss that every rank
+    computes alike from them; backward: this rank's rows of the gradient, which
+    is the same on every rank (see the module docstring)."""
 
     @staticmethod
     def forward(ctx, x, shard, n_total):
-        lo, hi = shard.bounds(n_total)
-        ctx.shard, ctx.rows = shard, (lo, hi)
+        ctx.rows = shard.bounds(n_total)
         return shard.gather_rows(x.detach(), n_total)
 
     @staticmethod
     def backward(ctx, grad):
         lo, hi = ctx.rows
-        return ctx.shard.all_reduce_(grad.detach().clone())[lo:hi], None, None
+        return grad[lo:hi], None, None
 
 
 class Shard:
@@ -210,7 +221,8 @@ class Shard:
 
     def gather(self, x: torch.Tensor, n_total: int) -> torch.Tensor:
         """Differentiable concatenation of every rank's rows (this rank holds the
-        rows ``bounds(n_total)`` of the result)."""
+        rows ``bounds(n_total)`` of the result), for a loss that every rank
+        computes alike from the result."""
         return _Gather.apply(x, self, n_total)
 
     def gather_rows(self, x: torch.Tensor, n_total: int) -> torch.Tensor:
@@ -277,50 +289,49 @@ class Shard:
             )
 
     # ------------------------------------------------------------- training
-    def average_gradients(self, params) -> None:
-        """Replace each gradient by its mean over ranks (one collective)."""
-        grads = [p.grad for p in params if p.grad is not None]
+    def reduce_gradients(self, encoder: nn.Module, critic: nn.Module) -> None:
+        """Make every gradient that of the global batch's loss, with one
+        collective: the backbone's (computed on this rank's rows) are summed over
+        ranks; those of the parts every rank runs on the whole gathered batch
+        (the normalization layer, the critic) are already whole on each rank,
+        so they are averaged (see the module docstring)."""
+        norm = getattr(encoder, "norm", None)
+        whole = {id(p) for m in (norm, critic) if m is not None for p in m.parameters()}
+        params = [p for m in (encoder, critic) for p in m.parameters()]
+        grads = [(p.grad, id(p) in whole) for p in params if p.grad is not None]
         if not grads:
             return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        self.all_reduce_(flat).div_(self.world_size)
+        flat = torch.cat(
+            [g.reshape(-1) / self.world_size if w else g.reshape(-1) for g, w in grads]
+        )
+        self.all_reduce_(flat)
         k = 0
-        for g in grads:
+        for g, _ in grads:
             g.copy_(flat[k : k + g.numel()].view_as(g))
             k += g.numel()
 
-    def pair_mi(
-        self, encoder, critic, channel, view_a, view_b, generator, local_gen, n_total
-    ):
+    def pair_mi(self, encoder, critic, channel, view_a, view_b, generator, n_total):
         """InfoNCE estimate of a global batch of ``n_total`` pairs from this
-        rank's share of its views.
-
-        ``generator`` is shared by all ranks (the sliced critic's rotation);
-        ``local_gen`` is this rank's (the channel noise on its rows).
-        """
+        rank's share of its views: the backbone runs on the share, the rest on
+        the gathered global batch exactly as one process runs it, drawing from
+        ``generator``, which every rank holds in the same state."""
         n = view_a.shape[0]
-        e = encoder(torch.cat([view_a, view_b]))
-        y = channel(e[:n], local_gen)
-        d = e.shape[1]
-        both = self.gather(torch.cat([e[:n], e[n:], y], dim=1), n_total)
-        ea, eb, y = both[:, :d], both[:, d : 2 * d], both[:, 2 * d :]
-        critic.observe(ea, eb, generator)
-        return infonce(critic(y, eb))
+        h = encoder.pre_norm(torch.cat([view_a, view_b]))
+        d = h.shape[1]
+        both = self.gather(torch.cat([h[:n], h[n:]], dim=1), n_total)
+        e = encoder.norm(torch.cat([both[:, :d], both[:, d:]]))
+        critic.observe(e[:n_total], e[n_total:], generator)
+        y = channel(e[:n_total], generator)
+        return infonce(critic(y, e[n_total:]))
 
     def attach(self, encoder: nn.Module) -> list:
-        """Make the encoder's normalization statistics global while it trains;
-        returns what :meth:`detach` undoes."""
+        """Make the batch statistics of the backbone's hidden BatchNorm layers
+        global while it trains; returns what :meth:`detach` undoes. (The
+        normalization layer runs on the gathered global batch: nothing to do.)"""
+        norm = getattr(encoder, "norm", None)
         attached = []
         for m in encoder.modules():
-            if isinstance(m, Normalization):
-                if m.needs_statistics and not m.syncs_statistics:
-                    raise NotImplementedError(
-                        f"{type(m).__name__} computes batch statistics but cannot "
-                        "share them across processes; pass distributed=False"
-                    )
-                m.reducer = self
-                attached.append(m)
-            elif isinstance(m, _BATCH_NORMS) and m.track_running_stats:
+            if isinstance(m, _BATCH_NORMS) and m is not norm:
                 m.forward = types.MethodType(_synced_batch_norm(self), m)
                 attached.append(m)
         return attached
@@ -328,8 +339,7 @@ class Shard:
     @staticmethod
     def detach(attached: list) -> None:
         for m in attached:
-            for name in ("reducer", "forward"):
-                m.__dict__.pop(name, None)
+            m.__dict__.pop("forward", None)
 
     @torch.no_grad()
     def average_running_stats(self, layers) -> None:
@@ -397,6 +407,8 @@ def _synced_batch_norm(shard: Shard):
         out = xc / torch.sqrt(var + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.running_mean is None:  # no running statistics kept
+            return out
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
             m = self.momentum

@@ -215,13 +215,6 @@ class Normalization(nn.Module):
     """
 
     needs_statistics = False
-    #: Whether the layer can take its batch statistics over all processes of a
-    #: data-parallel fit (through ``reducer``).
-    syncs_statistics = False
-    #: Set only while a data-parallel fit trains (see ``_distributed.Shard``): an
-    #: object whose ``all_reduce(t)`` is the differentiable sum of ``t`` over all
-    #: processes. ``None``: batch statistics are this process's own.
-    reducer = None
 
     def calibrate(self, h: torch.Tensor) -> None:
         """Set inference statistics from the training set's outputs ``h``."""
@@ -240,23 +233,9 @@ class BatchNormalization(nn.BatchNorm1d, Normalization):
     """
 
     needs_statistics = True
-    syncs_statistics = True
 
     def __init__(self, n_components: int):
         super().__init__(n_components, affine=False)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if self.reducer is None or not self.training:
-            return super().forward(h)
-        # Data-parallel: the moments of every process's rows, summed in float64.
-        mean, var, n = _global_moments(h, self.reducer, cov=False)
-        out = (h - mean) / torch.sqrt(var + self.eps)
-        with torch.no_grad():
-            m = self.momentum
-            self.num_batches_tracked.add_(1)
-            self.running_mean.mul_(1 - m).add_(m * mean.detach())
-            self.running_var.mul_(1 - m).add_(m * var.detach() * (n / max(n - 1, 1)))
-        return out
 
     @torch.no_grad()
     def calibrate(self, h: torch.Tensor) -> None:
@@ -291,7 +270,6 @@ class WhiteningNormalization(Normalization):
     """
 
     needs_statistics = True
-    syncs_statistics = True
     #: Ridge added to the batch covariance, relative to its mean variance.
     eps = 1e-5
     momentum = 0.1
@@ -322,13 +300,9 @@ class WhiteningNormalization(Normalization):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.training:
-            if self.reducer is None:
-                mean = h.mean(0)
-                hc = h - mean
-                cov = hc.T @ hc / h.shape[0]
-            else:  # data-parallel: the moments of every process's rows
-                mean, cov, _ = _global_moments(h, self.reducer, cov=True)
-                hc = h - mean
+            mean = h.mean(0)
+            hc = h - mean
+            cov = hc.T @ hc / h.shape[0]
             ridge = self.eps * cov.diagonal().mean().detach().clamp_min(1e-12)
             eye = torch.eye(h.shape[1], device=h.device, dtype=h.dtype)
             chol = torch.linalg.cholesky(cov + ridge * eye)
@@ -356,20 +330,6 @@ class WhiteningNormalization(Normalization):
         eye = torch.eye(cov.shape[0], device=cov.device, dtype=cov.dtype)
         self.running_mean.copy_(mean)
         self.running_cov.copy_(cov - ridge / (1.0 + self.eps) * eye)
-
-
-def _global_moments(h: torch.Tensor, reducer, *, cov: bool):
-    """Mean and variance (or covariance, ``cov``) of the rows of ``h`` on every
-    process, differentiable, accumulated in float64; also the total row count."""
-    first = torch.cat(
-        [h.sum(0, dtype=torch.float64), h.new_tensor([h.shape[0]], dtype=torch.float64)]
-    )
-    first = reducer.all_reduce(first)
-    n = float(first[-1])
-    mean = (first[:-1] / n).to(h.dtype)
-    hc = h - mean
-    second = (hc.T @ hc).double() if cov else (hc * hc).sum(0, dtype=torch.float64)
-    return mean, (reducer.all_reduce(second) / n).to(h.dtype), n
 
 
 def infonce(scores: torch.Tensor) -> torch.Tensor:

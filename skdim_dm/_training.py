@@ -78,7 +78,6 @@ def _pair_mi(
     view_b: torch.Tensor,
     generator: torch.Generator,
     shard: Shard | None = None,
-    local_gen: torch.Generator | None = None,
     n_total: int | None = None,
 ) -> torch.Tensor:
     """InfoNCE estimate on one batch of view pairs; the noise goes on ``view_a``'s
@@ -86,7 +85,7 @@ def _pair_mi(
     batch of ``n_total`` pairs (see :meth:`Shard.pair_mi`)."""
     if shard is not None:
         return shard.pair_mi(
-            encoder, critic, channel, view_a, view_b, generator, local_gen, n_total
+            encoder, critic, channel, view_a, view_b, generator, n_total
         )
     n = view_a.shape[0]
     e = encoder(torch.cat([view_a, view_b]))
@@ -128,9 +127,7 @@ def estimate_mi(
             rows = slice(k * bs + lo, k * bs + hi)
             va = views.view(a[rows], local_gen)
             vb = views.view(b[rows], local_gen)
-            total += _pair_mi(
-                encoder, critic, channel, va, vb, generator, shard, local_gen, bs
-            )
+            total += _pair_mi(encoder, critic, channel, va, vb, generator, shard, bs)
             continue
         va = views.view(a[rows], generator)
         vb = views.view(b[rows], generator)
@@ -187,9 +184,10 @@ def train(
     estimate is logged as ``val_mi`` after every epoch).
 
     With a ``shard`` (data-parallel): ``generator`` is the same on every rank and
-    draws the batches; each rank makes the views of its share of each batch with
-    a generator of its own (from ``local_seed`` and the rank), and the gradients
-    are averaged over ranks before each step.
+    draws the batches (and what one process draws after the encoder); each rank
+    makes the views of its share of each batch with a generator of its own (from
+    ``local_seed`` and the rank), and the gradients are summed over ranks before
+    each step (see :mod:`skdim_dm._distributed`).
 
     Raises ``FloatingPointError`` when the loss becomes non-finite. A
     ``KeyboardInterrupt`` ends training early and is reported in the result.
@@ -250,7 +248,6 @@ def train(
                         view_b,
                         generator,
                         shard,
-                        local_gen,
                         len(rows),
                     )
                 if check_each_step and not torch.isfinite(mi):
@@ -258,7 +255,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 (-mi).backward()
                 if shard is not None:
-                    shard.average_gradients(params)
+                    shard.reduce_gradients(encoder, critic)
                 optimizer.step()
                 result.n_steps += 1
                 total += mi.detach()
