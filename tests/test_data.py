@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from skdim_dm import NoiseInjectedInfoMax
-from skdim_dm._data import MemmapSource, StreamedRows, as_source, moments
+from skdim_dm._data import StreamedRows, as_source, moments
 
 KW = dict(hidden_layer_sizes=(16,), batch_size=64, max_epochs=2, random_state=0)
 
@@ -112,17 +113,44 @@ def test_bad_streamed_input_is_refused_before_training(tmp_path, digits):
         est.transform(_memmap(tmp_path, inf, np.float64))
 
 
-def test_read_pages_of_a_memmap_are_released(tmp_path, monkeypatch, digits):
-    mm = _memmap(tmp_path, np.tile(digits, (4, 1)))
+def _rss_bytes():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise KeyError("VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux")
+def test_memmap_rows_are_read_without_mapping_the_file(tmp_path, digits):
+    big = np.tile(digits.astype(np.float32), (400, 1))  # 160,000 rows, 41 MB
+    mm = _memmap(tmp_path, big)
     source = as_source(mm)
-    assert isinstance(source, MemmapSource) and source._mmap is not None
-    released = []
-    monkeypatch.setattr(source, "release", lambda: released.append(1))
-    list(source.chunks())
-    assert released  # after every chunk of a sequential pass
-    # a copy-on-write map keeps its pages: dropping them would lose its changes
+    assert source._fd is not None  # pread, not the map
+    rows = np.random.default_rng(0).integers(0, len(big), 4096)
+    before = _rss_bytes()
+    got = source.read(rows)
+    chunks = [c.sum() for _, c in source.chunks()]
+    # 1 MB of rows read at random, the file once in order: through the map this
+    # made tens of MB resident (the kernel maps whole folios around each row)
+    assert _rss_bytes() - before < 8 * 2**20
+    assert np.array_equal(got, big[rows]) and len(chunks) > 1
+    # views of a map: rows offset in the file, rows not contiguous in it
+    for view in (mm[7:], mm[:, 3:9], mm[::3]):
+        part = as_source(view)
+        assert np.array_equal(
+            part.read(np.array([5, 0, 2])), np.asarray(view)[[5, 0, 2]]
+        )
+        assert np.array_equal(part.read_range(1, 4), np.asarray(view)[1:4])
+
+
+def test_copy_on_write_maps_are_read_through_the_map(tmp_path, monkeypatch, digits):
+    _memmap(tmp_path, digits)
     cow = np.load(tmp_path / "X.npy", mmap_mode="c")
-    assert as_source(cow)._mmap is None
+    cow[0, 0] = 123.0  # a change that lives only in the map's pages
+    source = as_source(cow)
+    assert source._fd is None and source._mmap is None  # never dropped
+    assert source.read(np.array([0]))[0, 0] == 123.0
 
 
 def test_streamed_rows_index_like_the_standardized_tensor(tmp_path, digits):
