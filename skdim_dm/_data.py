@@ -26,6 +26,8 @@ Pure numpy and torch; the data-parallel helpers take an optional
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import mmap
 import os
 from numbers import Integral
@@ -55,6 +57,28 @@ CHUNK_ELEMENTS = 2**22
 RELEASE_BYTES = 32 * 2**20
 #: Elements of one block of the distance matrix in the chunked neighbor search.
 STREAM_NEIGHBOR_BLOCK = 2**23
+
+
+_MALLOC_TRIM = None
+
+
+def release_heap() -> None:
+    """Give the heap memory that chunked passes freed back to the system.
+
+    glibc raises its mmap threshold after freeing a large block, so the next
+    chunks come from the heap, which it then keeps: on our machine the passes of
+    the neighbor search over 60,000 MNIST rows left 166 MB resident (30 MB with
+    a fixed threshold). ``malloc_trim`` returns it; a no-op without glibc.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _MALLOC_TRIM = libc.malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
 
 
 def is_streamed(X) -> bool:
@@ -115,6 +139,7 @@ class RowSource:
             yield k, block
             del block
             self.release()
+            release_heap()
 
 
 def _working_dtype(dtype) -> np.dtype:
@@ -431,6 +456,7 @@ def _chunks(X, start: int, stop: int, rows: int):
         for k in range(start, stop, rows):
             yield X[k : min(k + rows, stop)]
             X.source.release()
+            release_heap()
     else:
         for k in range(start, stop, rows):
             yield X[k : min(k + rows, stop)]
@@ -503,12 +529,20 @@ def neighbor_table(queries, points, k, *, exclude_self, shard=None):
 
     m = queries.shape[0]
     lo, hi = (0, m) if shard is None else shard.bounds(m)
-    table = nearest_neighbors(
-        queries[lo:hi],
-        points,
-        k,
-        exclude_self=exclude_self,
-        offset=lo,
-        block_elements=STREAM_NEIGHBOR_BLOCK,
-    )
+    # A few of nearest_neighbors' own blocks per call, the heap trimmed between.
+    step = 8 * max(1, STREAM_NEIGHBOR_BLOCK // max(points.shape[0], 1))
+    parts = []
+    for start in range(lo, hi, step):
+        parts.append(
+            nearest_neighbors(
+                queries[start : min(start + step, hi)],
+                points,
+                k,
+                exclude_self=exclude_self,
+                offset=start,
+                block_elements=STREAM_NEIGHBOR_BLOCK,
+            )
+        )
+        release_heap()
+    table = torch.cat(parts) if parts else queries.new_empty((0, k), dtype=torch.long)
     return table if shard is None else shard.gather_rows(table, m)

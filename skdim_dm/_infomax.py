@@ -669,6 +669,23 @@ default="gaussian"
         ValueError
             For invalid data or parameters, or a parameter fixed by the first
             call that has changed; the estimator is left as it was.
+
+        See Also
+        --------
+        fit : Train from scratch on all of ``X`` (also a ``np.memmap`` or a
+            ``Dataset`` larger than memory).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skdim_dm import NoiseInjectedInfoMax
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> est = NoiseInjectedInfoMax(batch_size=128, random_state=0)
+        >>> for chunk in np.array_split(X, 4):
+        ...     est = est.partial_fit(chunk)
+        >>> est.n_iter_, est.n_samples_seen_
+        (4, 1797)
         """
         first = not hasattr(self, "encoder_")
         if first:
