@@ -10,8 +10,9 @@ Two measurements, each a table and a JSON result:
    launches alternate, repeat by repeat, so that both see the same load; the
    table reports medians of the script's wall time, of the ``fit`` call's wall
    time and of the training throughput (rows per second of epochs 2 onwards),
-   the ratios K/1 of each repeat, whether the K ranks stored identical weights,
-   and the MI of both. The load average is recorded around every run.
+   the CPU time of ``fit`` summed over processes, the ratios K/1 of each
+   repeat, whether the K ranks stored identical weights, and the MI of both.
+   The load average is recorded around every run.
 2. ``--memmap``: the peak resident memory of a process fitting a float32 memory
    map of ``--memmap-rows`` x 784 (default 120,000: MNIST's 60,000 training
    images, repeated) against the file's size, measured in a fresh process as
@@ -35,6 +36,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,9 +67,12 @@ def fit_worker(args) -> None:
         random_state=0,
         n_threads=1,
     )
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     est.fit(X)
     fit_s = time.perf_counter() - t0
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     weights = b"".join(t.numpy().tobytes() for t in est.encoder_.state_dict().values())
     rank = int(os.environ.get("RANK", "0"))
     epoch_s = [h["time"] for h in est.history_]
@@ -76,6 +81,8 @@ def fit_worker(args) -> None:
         "rank": rank,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "fit_s": fit_s,
+        "fit_cpu_s": cpu_s,
+        "fit_sys_s": usage1.ru_stime - usage0.ru_stime,
         "epoch_s": epoch_s,
         "rows_per_s": statistics.median(steps_per_epoch * 512 / t for t in epoch_s[1:])
         if len(epoch_s) > 1
@@ -192,6 +199,8 @@ def bench_torchrun(args) -> dict:
                 "load_before": load0,
                 "load_after": load1,
                 "fit_s": max(r["fit_s"] for r in ranks),
+                "fit_cpu_s": sum(r["fit_cpu_s"] for r in ranks),
+                "fit_sys_s": sum(r["fit_sys_s"] for r in ranks),
                 "rows_per_s": statistics.median(r["rows_per_s"] for r in ranks),
                 "mutual_info": ranks[0]["mutual_info"],
                 "identical_ranks": len({r["weights_sha256"] for r in ranks}) == 1,
@@ -216,6 +225,9 @@ def bench_torchrun(args) -> dict:
         "script_s": {1: med(one, "script_s"), args.procs: med(many, "script_s")},
         "fit_s": {1: med(one, "fit_s"), args.procs: med(many, "fit_s")},
         "rows_per_s": {1: med(one, "rows_per_s"), args.procs: med(many, "rows_per_s")},
+        "fit_cpu_s": {1: med(one, "fit_cpu_s"), args.procs: med(many, "fit_cpu_s")},
+        "fit_sys_s": {1: med(one, "fit_sys_s"), args.procs: med(many, "fit_sys_s")},
+        "ratio_fit_cpu_s": ratio("fit_cpu_s"),
         "ratio_script_s": ratio("script_s"),
         "ratio_fit_s": ratio("fit_s"),
         "ratio_rows_per_s": ratio("rows_per_s"),
@@ -234,6 +246,7 @@ def bench_torchrun(args) -> dict:
         ("script_s", "script wall time (s)"),
         ("fit_s", "`fit` wall time (s)"),
         ("rows_per_s", "training rows/s (epochs 2+)"),
+        ("fit_cpu_s", "`fit` CPU time, all processes (s)"),
     ):
         print(
             f"| {label} | {summary[key][1]:.1f} | {summary[key][K]:.1f} | "

@@ -1,6 +1,8 @@
 """Searches on a cluster: joblib's dask backend over a LocalCluster of 2 processes.
 
-Needs the ``dask`` extra (``dask`` and ``distributed``); skipped without it.
+Needs the ``dask`` extra (``dask`` and ``distributed``; the ``test`` extra has
+it); skipped without it. Slow (about 15 s: the cluster's two worker processes
+import torch): run with ``python -m pytest -m slow tests/test_dask.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
 from skdim_dm import NoiseInjectedInfoMax  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "dask_grid_search.py"
 PARAMS = dict(
@@ -79,7 +83,6 @@ def test_fitted_models_travel_between_worker_processes_as_pickles(client, X):
     assert np.array_equal(Z, local.transform(X))
 
 
-@pytest.mark.slow
 def test_the_dask_example_runs(tmp_path):
     env = dict(os.environ, SKDIM_DM_EXAMPLE_FAST="1", OMP_NUM_THREADS="1")
     res = subprocess.run(
