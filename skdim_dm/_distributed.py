@@ -36,6 +36,7 @@ gradients) plus two per hidden BatchNorm layer.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import types
@@ -86,7 +87,8 @@ def resolve_shard(distributed, device: torch.device) -> Shard | None:
     ``"auto"`` trains data-parallel when :func:`launched_distributed`; ``True``
     requires it. When no process group exists yet, one is initialized from the
     environment (``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``):
-    NCCL for CUDA, gloo for the CPU. It is kept for later fits.
+    NCCL for CUDA, gloo for the CPU. It is kept for later fits and destroyed at
+    exit.
     """
     if distributed is False:
         return None
@@ -114,7 +116,17 @@ def resolve_shard(distributed, device: torch.device) -> Shard | None:
             torch.cuda.set_device(local_device(device))
         dist.init_process_group(backend=backend, init_method="env://")
         os.environ[_OWNER_ENV] = str(os.getpid())
+        # A group left alive at exit can abort the process as it shuts down
+        # ("terminate called without an active exception", seen with gloo).
+        atexit.register(_destroy_group)
     return Shard(device=local_device(device))
+
+
+def _destroy_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device(device: torch.device) -> torch.device:
