@@ -4,15 +4,20 @@ Two measurements, each a table and a JSON result:
 
 1. ``--torchrun`` (the default): the same fit of ``--rows`` MNIST rows (default
    20,000; MLP 256-256, d = 2, batch 512, ``standardize="global"``,
-   ``--epochs`` epochs, random_state 0, one torch thread per process) run as one
+   ``--epochs`` epochs, random_state 0, one torch thread per process; ``--hidden``
+   sets the MLP's widths) run as one
    process and as ``torchrun --standalone --nproc_per_node K`` (K = ``--procs``,
    default 2: the global batch stays 512, each process takes its share). The two
    launches alternate, repeat by repeat, so that both see the same load; the
    table reports medians of the script's wall time, of the ``fit`` call's wall
    time and of the training throughput (rows per second of epochs 2 onwards),
    the CPU time of ``fit`` summed over processes, the ratios K/1 of each
-   repeat, whether the K ranks stored identical weights, and the MI of both.
-   The load average is recorded around every run.
+   repeat, whether the K ranks ended with identical weights without the final
+   copy from rank 0 (``fit`` warns when that copy changed anything), and the
+   MI of both.
+   The load average is recorded around every run. ``--no-comm`` is a control:
+   the K processes skip every collective (their models are wrong), which shows
+   what K processes could gain on the machine at that moment.
 2. ``--memmap``: the peak resident memory of a process fitting a float32 memory
    map of ``--memmap-rows`` x 784 (default 120,000: MNIST's 60,000 training
    images, repeated) against the file's size, measured in a fresh process as
@@ -42,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +64,15 @@ def fit_worker(args) -> None:
     from skdim_dm import NoiseInjectedInfoMax
 
     torch.set_num_threads(1)
+    if args.no_comm:  # a control: the same work per process, no collectives
+        import skdim_dm._distributed as dist
+
+        dist.Shard.reduce_gradients = lambda self, encoder, critic: None
+        dist.Shard.gather = lambda self, x, n: torch.cat([x] * self.world_size)[:n]
     X = load_mnist(args.mnist)[0][: args.rows]
     est = NoiseInjectedInfoMax(
         n_components=2,
+        hidden_layer_sizes=tuple(args.hidden),
         standardize="global",
         batch_size=512,
         max_epochs=args.epochs,
@@ -69,8 +81,12 @@ def fit_worker(args) -> None:
     )
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    est.fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        est.fit(X)
     fit_s = time.perf_counter() - t0
+    # fit copies rank 0's weights to all ranks, warning when they had diverged
+    diverged = any("different weights" in str(w.message) for w in caught)
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     weights = b"".join(t.numpy().tobytes() for t in est.encoder_.state_dict().values())
@@ -89,6 +105,7 @@ def fit_worker(args) -> None:
         else steps_per_epoch * 512 / epoch_s[0],
         "mutual_info": est.mutual_info_,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "replicas_diverged": diverged,
         "n_steps": est.n_steps_,
     }
     Path(args.worker_out, f"rank{rank}.json").write_text(json.dumps(out))
@@ -172,6 +189,9 @@ def bench_torchrun(args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     base = [HERE.as_posix(), "--worker", "fit", "--mnist", args.mnist]
     base += ["--rows", str(args.rows), "--epochs", str(args.epochs)]
+    base += ["--hidden", *map(str, args.hidden)]
+    if args.no_comm:
+        base.append("--no-comm")
     launches = {
         1: [sys.executable, *base],
         args.procs: [
@@ -203,7 +223,8 @@ def bench_torchrun(args) -> dict:
                 "fit_sys_s": sum(r["fit_sys_s"] for r in ranks),
                 "rows_per_s": statistics.median(r["rows_per_s"] for r in ranks),
                 "mutual_info": ranks[0]["mutual_info"],
-                "identical_ranks": len({r["weights_sha256"] for r in ranks}) == 1,
+                "identical_ranks": len({r["weights_sha256"] for r in ranks}) == 1
+                and not any(r["replicas_diverged"] for r in ranks),
                 "n_steps": ranks[0]["n_steps"],
             }
             runs[k].append(run)
@@ -239,7 +260,10 @@ def bench_torchrun(args) -> dict:
         ),
     }
     K = args.procs
-    print(f"\n{machine_summary()}; {args.rows} MNIST rows, {args.epochs} epochs")
+    print(
+        f"\n{machine_summary()}; {args.rows} MNIST rows, {args.epochs} epochs, "
+        f"MLP {args.hidden}"
+    )
     print(f"| measure | 1 process | {K} processes | ratio {K}/1 (median of pairs) |")
     print("|---|---|---|---|")
     for key, label in (
@@ -264,6 +288,8 @@ def bench_torchrun(args) -> dict:
         "command": " ".join(sys.argv),
         "rows": args.rows,
         "epochs": args.epochs,
+        "hidden": args.hidden,
+        "no_comm": args.no_comm,
         "procs": K,
         "repeats": args.repeats,
         "runs": {str(k): v for k, v in runs.items()},
@@ -325,6 +351,13 @@ def main(argv=None):
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--procs", type=int, default=2)
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    p.add_argument(
+        "--no-comm",
+        action="store_true",
+        help="control: the K processes skip every collective (wrong models, but "
+        "the same work per process): what K processes gain here without them",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memmap", action="store_true", help="measure memory instead")
     p.add_argument("--memmap-file", default=None)

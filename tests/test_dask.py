@@ -1,4 +1,5 @@
-"""Searches on a cluster: joblib's dask backend over a LocalCluster of 2 processes.
+"""Searches on a cluster: joblib's dask backend over a LocalCluster of 2 processes,
+and Ray's joblib backend when ray is installed (the ``ray`` extra).
 
 Needs the ``dask`` extra (``dask`` and ``distributed``; the ``test`` extra has
 it); skipped without it. Slow (about 15 s: the cluster's two worker processes
@@ -81,6 +82,26 @@ def test_fitted_models_travel_between_worker_processes_as_pickles(client, X):
     local = _fit(X, 0.5)
     Z = client.submit(local.transform, X).result()
     assert np.array_equal(Z, local.transform(X))
+
+
+def test_grid_search_under_rays_joblib_backend(X):
+    ray = pytest.importorskip("ray", reason="needs ray: pip install 'skdim_dm[ray]'")
+    import joblib
+    from ray.util.joblib import register_ray
+
+    grid = {"noise_level": [0.3, 1.0]}
+    local = GridSearchCV(NoiseInjectedInfoMax(**PARAMS), grid, cv=2).fit(X)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        register_ray()
+        remote = GridSearchCV(NoiseInjectedInfoMax(**PARAMS), grid, cv=2, n_jobs=-1)
+        with joblib.parallel_backend("ray"):
+            remote.fit(X)
+    finally:
+        ray.shutdown()
+    assert np.array_equal(
+        local.cv_results_["split0_test_score"], remote.cv_results_["split0_test_score"]
+    )
 
 
 def test_the_dask_example_runs(tmp_path):
