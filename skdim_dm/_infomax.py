@@ -403,9 +403,11 @@ default="gaussian"
         (``torchrun --nproc_per_node K``: ``WORLD_SIZE`` > 1, or an initialized
         ``torch.distributed`` process group of more than one process). Every
         process must call ``fit`` with the same data and parameters; each takes
-        its share of every batch, the InfoNCE negatives and the normalization
-        statistics span all processes, gradients are averaged, and every
-        process ends with the same fitted model (on the CPU). A process group
+        its share of every batch and runs the encoder on it; the rest of the
+        step (normalization statistics, critic, noise, the InfoNCE negatives)
+        covers the whole batch, so each step takes the gradient one process
+        would on the same batch, and every process ends with the same fitted
+        model (on the CPU). A process group
         is initialized from the environment when none exists (NCCL on CUDA,
         gloo on the CPU). ``"auto"``: data-parallel exactly then; ``True``:
         raise unless launched so; ``False``: always train in this process alone
