@@ -74,7 +74,11 @@ class Views:
         X: torch.Tensor,
         X_val: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        shard=None,
     ) -> Views:
+        """See the training rows ``X`` (a tensor, or rows read on demand from a
+        larger source) and the validation rows once; ``shard``: this process's
+        part in a data-parallel fit (every process passes the same rows)."""
         self.X = X
         self.X_val = X_val
         return self
@@ -168,27 +172,34 @@ def principal_projection(
 
 @torch.no_grad()
 def nearest_neighbors(
-    queries: torch.Tensor, points: torch.Tensor, k: int, *, exclude_self: bool
+    queries: torch.Tensor,
+    points: torch.Tensor,
+    k: int,
+    *,
+    exclude_self: bool,
+    offset: int = 0,
+    block_elements: int = NEIGHBOR_BLOCK,
 ) -> torch.Tensor:
     """Indices ``(n_queries, k)`` into ``points`` of each query's ``k`` nearest.
 
-    Euclidean distance. Blockwise, so about two ``NEIGHBOR_BLOCK``-float blocks are
-    alive at a time. The fast ``|q|^2 - 2 q.p + |p|^2`` form loses precision when
-    neighbors are much closer than the data's spread, so ``2 k`` candidates are
-    taken from it and ranked again by their exact distances. With ``exclude_self``
-    the queries are ``points`` itself and each row's own index is skipped.
+    Euclidean distance. Blockwise, so about two ``block_elements``-float blocks
+    are alive at a time. The fast ``|q|^2 - 2 q.p + |p|^2`` form loses precision
+    when neighbors are much closer than the data's spread, so ``2 k`` candidates
+    are taken from it and ranked again by their exact distances. With
+    ``exclude_self`` the queries are the rows ``offset, offset + 1, ...`` of
+    ``points`` and each row's own index is skipped.
     """
     n = points.shape[0]
     m = min(2 * k, n - 1 if exclude_self else n)
     sq = (points * points).sum(1)
-    block = max(1, NEIGHBOR_BLOCK // max(n, 1))
+    block = max(1, block_elements // max(n, 1))
     out = torch.empty(queries.shape[0], k, dtype=torch.long, device=points.device)
     for start in range(0, queries.shape[0], block):
         q = queries[start : start + block]
         dist = torch.addmm(sq, q, points.T, alpha=-2.0)  # |p|^2 - 2 q.p
         if exclude_self:
             rows = torch.arange(q.shape[0], device=points.device)
-            dist[rows, rows + start] = math.inf
+            dist[rows, rows + start + offset] = math.inf
         cand = dist.topk(m, dim=1, largest=False).indices
         del dist
         exact = ((points[cand] - q.unsqueeze(1)) ** 2).sum(-1)
@@ -221,9 +232,11 @@ class NeighborViews(Views):
             )
 
     @torch.no_grad()
-    def fit(self, X, X_val=None, generator=None):
+    def fit(self, X, X_val=None, generator=None, shard=None):
         super().fit(X, X_val)
         k = self.n_neighbors
+        if shard is not None or not isinstance(X, torch.Tensor):
+            return self._fit_in_chunks(X, X_val, generator, shard)
         proj = principal_projection(
             X, *(() if X_val is None else (X_val,)), generator=generator
         )
@@ -231,6 +244,33 @@ class NeighborViews(Views):
         self._val_partners = None
         if X_val is not None:
             val_nbr = nearest_neighbors(proj[1], proj[0], k, exclude_self=False)
+            rows = torch.arange(X_val.shape[0], device=X.device)
+            self._val_partners = self._partners(val_nbr, rows, generator)
+        return self
+
+    def _fit_in_chunks(self, X, X_val, generator, shard):
+        """The same search over row chunks (data read on demand) and shared among
+        the processes of a data-parallel fit."""
+        from ._data import neighbor_table, project
+
+        k = self.n_neighbors
+        others = () if X_val is None else (X_val,)
+        proj = project(
+            X,
+            *others,
+            n_dims=NEIGHBOR_DIMS,
+            generator=generator,
+            shard=shard,
+            exact_max=EXACT_PCA_MAX_FEATURES,
+        )
+        self.neighbors = neighbor_table(
+            proj[0], proj[0], k, exclude_self=True, shard=shard
+        )
+        self._val_partners = None
+        if X_val is not None:
+            val_nbr = neighbor_table(
+                proj[1], proj[0], k, exclude_self=False, shard=shard
+            )
             rows = torch.arange(X_val.shape[0], device=X.device)
             self._val_partners = self._partners(val_nbr, rows, generator)
         return self

@@ -22,6 +22,17 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ._augment import VIEWS, Views, make_views
+from ._data import (
+    RowSource,
+    RowSubset,
+    StreamedRows,
+    as_source,
+    check_finite,
+    is_streamed,
+    moments,
+    update_moments,
+)
+from ._distributed import Shard, resolve_shard
 from ._gaussianize import Gaussianizer
 from ._metrics import prior_match_score
 from ._networks import CRITICS, Networks, build_networks, conv_input_shape
@@ -32,7 +43,7 @@ from ._persistence import (
     save_estimator,
 )
 from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
-from ._training import TrainConfig, final_mi, train
+from ._training import TrainConfig, final_mi, optimizer_arrays, train
 from ._validation import (
     Interval,
     StrOptions,
@@ -84,7 +95,43 @@ _FITTED = (
     "scale_",
     "_n_features_out",
     "_cache",
+    "n_samples_seen_",
+    "_input_moments",
+    "_structure",
+    "_adam_moments",
+    "_adam_steps",
+    "_adam_index",
 )
+#: Parameters that ``partial_fit`` may change between calls (the others are fixed
+#: by the first call, as the networks and the standardization are).
+PARTIAL_FIT_MUTABLE = (
+    "augmentation",
+    "n_neighbors",
+    "input_noise",
+    "batch_size",
+    "learning_rate",
+    "learning_rate_schedule",  # must be "constant" for partial_fit
+    "device",
+    "random_state",
+    "n_threads",
+    "verbose",
+    "callbacks",
+    "distributed",
+    # ignored by partial_fit
+    "max_steps",
+    "max_epochs",
+    "early_stopping",
+    "validation_fraction",
+    "n_iter_no_change",
+    "tol",
+)
+
+
+def _moments(X, axis):
+    """Mean and standard deviation (float64) of an array or a RowSource."""
+    if isinstance(X, RowSource):
+        return moments(X, axis)
+    return X.mean(axis=axis, dtype=np.float64), X.std(axis=axis, dtype=np.float64)
 
 
 def _is_constant(scale, mean, n_samples):
@@ -131,8 +178,8 @@ def _global_rng_for_user_modules(encoder, device, seed):
 class _FitPlan:
     """What ``fit`` resolved from the data and parameters before building anything."""
 
-    X_train: np.ndarray
-    X_val: np.ndarray | None
+    X_train: np.ndarray | RowSubset
+    X_val: np.ndarray | RowSubset | None
     mean: np.ndarray
     scale: np.ndarray
     prior: Prior
@@ -143,6 +190,12 @@ class _FitPlan:
     views: Views
     #: The keyword arguments of :func:`build_networks` (all but the seed).
     network_params: dict
+    #: This process's part in a data-parallel fit, or None.
+    shard: Shard | None = None
+    #: Running moments of the input (``count``, ``mean``, ``m2``) for partial_fit.
+    moments: dict | None = None
+    #: TrainConfig fields that differ from the parameters (partial_fit).
+    train_overrides: dict | None = None
 
 
 class CapacityWarning(UserWarning):
@@ -265,7 +318,8 @@ default="gaussian"
         at scales finer than its noise, which an InfoNCE bound through a noisy
         channel cannot see. This is the exact-statistics step that ``whiten``
         does for the covariance, carried to the whole law; the fitted map is
-        ``gaussianizer_``.
+        ``gaussianizer_``. With ``partial_fit`` it is refitted at every call on
+        that call's rows.
 
     augmentation : {"gaussian", "neighbors"} or callable, default="gaussian"
         How the two views are made. ``"gaussian"`` is the paper's input channel
@@ -359,6 +413,21 @@ default="gaussian"
         under training (in train mode, on the training device), e.g. to snapshot
         latents at wall-clock budgets.
 
+    distributed : "auto" or bool, default="auto"
+        Data-parallel training when the script runs as several processes
+        (``torchrun --nproc_per_node K``: ``WORLD_SIZE`` > 1, or an initialized
+        ``torch.distributed`` process group of more than one process). Every
+        process must call ``fit`` with the same data and parameters; each takes
+        its share of every batch and runs the encoder on it; the rest of the
+        step (normalization statistics, critic, noise, the InfoNCE negatives)
+        covers the whole batch, so each step takes the gradient one process
+        would on the same batch, and every process ends with the same fitted
+        model (on the CPU). A process group
+        is initialized from the environment when none exists (NCCL on CUDA,
+        gloo on the CPU). ``"auto"``: data-parallel exactly then; ``True``:
+        raise unless launched so; ``False``: always train in this process alone
+        (e.g. a fit run on one rank only). See the README, "Scaling out".
+
     Attributes
     ----------
     encoder_ : torch.nn.Module
@@ -398,6 +467,10 @@ default="gaussian"
 
     mean_, scale_ : ndarray of shape (n_features_in_,)
         Input standardization.
+
+    n_samples_seen_ : int
+        Rows that the standardization statistics were computed from (all of
+        ``X`` for ``fit``; the sum over calls for :meth:`partial_fit`).
 
     See Also
     --------
@@ -455,6 +528,7 @@ default="gaussian"
         ],
         "verbose": ["verbose"],
         "callbacks": [list, tuple, None],
+        "distributed": [StrOptions({"auto"}), "boolean"],
     }
 
     def __init__(
@@ -488,6 +562,7 @@ default="gaussian"
         n_threads="auto",
         verbose=False,
         callbacks=None,
+        distributed="auto",
     ):
         self.n_components = n_components
         self.prior = prior
@@ -517,6 +592,7 @@ default="gaussian"
         self.n_threads = n_threads
         self.verbose = verbose
         self.callbacks = callbacks
+        self.distributed = distributed
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -525,9 +601,14 @@ default="gaussian"
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), np.memmap or Dataset
             Training data; float32 data is trained on as is, anything else is
-            converted to float64 first (the networks run in float32).
+            converted to float64 first (the networks run in float32). A
+            ``np.memmap`` or a map-style ``torch.utils.data.Dataset`` of rows is
+            not copied: statistics, checks and the neighbor search take passes
+            over row chunks, and each batch's rows are read when it is drawn
+            (the result equals that of the same data in memory; the memory used
+            is measured in ``benchmarks/RESULTS.md``, "Scaling out").
 
         y : None
             Ignored; present for API consistency.
@@ -553,32 +634,267 @@ default="gaussian"
             self._clear_fitted()
             raise
 
-    def _fit(self, X):
-        plan = self._plan(X)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train on one more chunk of a stream: one pass over ``X``.
+
+        The semantics follow scikit-learn's mini-batch estimators
+        (``SGDClassifier``, ``MiniBatchKMeans``, ``IncrementalPCA``):
+
+        - **First call** (unfitted estimator): exactly ``fit(X)`` with one pass
+          over ``X`` (``max_epochs=1``, no ``max_steps``, no early stopping):
+          parameters are checked, ``noise_level`` is resolved, the networks are
+          built and the standardization statistics are those of ``X``.
+        - **Later calls** take one more pass over their ``X`` in batches of
+          ``batch_size`` (``len(X) // batch_size`` steps, at least one), from
+          where the previous call stopped. Kept between calls: the weights,
+          Adam's moments and step count (also through ``save``/``load`` and
+          pickling), the standardization statistics as a running mean and
+          variance of every row seen (as ``StandardScaler.partial_fit`` keeps
+          them: each call standardizes its rows by the statistics including
+          them, and ``mean_``/``scale_`` are those of all rows seen),
+          ``n_samples_seen_``, and the counters: ``n_steps_`` adds up,
+          ``n_iter_`` and ``history_`` get one entry per call.
+        - **Not kept**: the views. With ``augmentation="neighbors"`` each call
+          searches neighbors among its own rows (so it needs more than
+          ``n_neighbors`` of them). The normalization's inference statistics and
+          ``mutual_info_`` are computed on the latest call's rows.
+        - **Fixed by the first call**: ``n_components``, ``prior``,
+          ``noise_level``, ``encoder``, ``hidden_layer_sizes``, ``input_shape``,
+          ``critic``, ``objective``, ``whiten`` and ``standardize``; changing one
+          raises ``ValueError`` (call ``fit`` to start over). The others may change between calls;
+          ``max_epochs``, ``max_steps`` and the early-stopping settings are
+          ignored, and ``learning_rate_schedule`` must be ``"constant"``.
+        - **Randomness**: each call draws from seeds derived from
+          ``random_state`` and the number of calls so far, so a sequence of calls
+          on the same chunks is reproducible.
+        - After ``fit``, ``partial_fit`` continues from the fitted weights and
+          statistics with a fresh optimizer; ``fit`` always starts over.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap or Dataset
+            The next chunk (at least 2 rows), read as ``fit`` reads ``X``.
+
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : NoiseInjectedInfoMax
+            The estimator, trained one pass further.
+
+        Raises
+        ------
+        ValueError
+            For invalid data or parameters, or a parameter fixed by the first
+            call that has changed; the estimator is left as it was.
+
+        See Also
+        --------
+        fit : Train from scratch on all of ``X`` (also a ``np.memmap`` or a
+            ``Dataset`` larger than memory).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skdim_dm import NoiseInjectedInfoMax
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> est = NoiseInjectedInfoMax(batch_size=128, random_state=0)
+        >>> for chunk in np.array_split(X, 4):
+        ...     est = est.partial_fit(chunk)
+        >>> est.n_iter_, est.n_samples_seen_
+        (4, 1797)
+        """
+        first = not hasattr(self, "encoder_")
+        if first:
+            self._clear_fitted()
+        try:
+            with _thread_limit(self._threads()):
+                return self._fit(X, partial=True) if first else self._fit_more(X)
+        except BaseException:
+            if first:
+                self._clear_fitted()
+            raise
+
+    def _fit_more(self, X):
+        """A later partial_fit call: one pass over ``X`` from the current state,
+        trained on copies so that a failure leaves the estimator as it was."""
+        device = resolve_device(self.device)
+        shard = resolve_shard(self.distributed, device)
+        if shard is None:
+            plan = self._plan_more(X, device, None)
+        else:
+            try:
+                plan = self._plan_more(X, shard.device, shard)
+            except Exception as exc:
+                shard.agree(exc)
+                raise
+            shard.agree(None)
+        built = build_networks(seed=plan.seeds[0], **plan.network_params)
+        critic = (
+            copy.deepcopy(self.critic_) if hasattr(self, "critic_") else built.critic
+        )
+        nets = Networks(copy.deepcopy(self.encoder_), critic, built.channel)
+        views = self._fit_views(plan)
+        result, mutual_info = self._train(nets, views, plan)
+        before = (self.n_iter_, self.n_steps_, list(self.history_))
+        self._store(nets, views, plan, result, mutual_info)
+        for entry in result.history:
+            entry["epoch"] += before[0]
+        self.n_iter_ = before[0] + result.n_iter
+        self.n_steps_ = before[1] + result.n_steps
+        self.history_ = before[2] + result.history
+        return self
+
+    def _plan_more(self, X, device, shard) -> _FitPlan:
+        X = self._validated(X, reset=False, min_samples=2)
+        self._check_params(X.shape[1])
+        changed = [
+            name
+            for name, value in self._structure_params().items()
+            if self._structure.get(name) != value
+        ]
+        if changed:
+            raise ValueError(
+                f"{changed} changed since the networks were built; partial_fit "
+                "continues the same model: restore them, or call fit to start over"
+            )
+        if self.learning_rate_schedule != "constant":
+            raise ValueError(
+                "partial_fit has no horizon to anneal over: use "
+                "learning_rate_schedule='constant' (or fit)"
+            )
+        count, mean, m2 = self._input_moments
+        previous = {"count": count[0], "mean": mean, "m2": m2}
+        if self.standardize == "global":
+            previous = {k: v if k == "count" else v[0] for k, v in previous.items()}
+        mean, scale, raw = self._standardization(X, previous)
+        calls = self.n_iter_
+        seeds = [
+            int(
+                np.random.SeedSequence(seed, spawn_key=(calls,)).generate_state(
+                    1, dtype=np.uint64
+                )[0]
+                >> np.uint64(1)
+            )
+            for seed in derive_seeds(self.random_state, 6)
+        ]
+        views = make_views(
+            self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
+        )
+        views.check_n_samples(X.shape[0])
+        batch = min(self.batch_size, X.shape[0])
+        if shard is not None:
+            self._check_shards(shard, X, mean, scale, batch)
+        network_params = {
+            "n_features": self.n_features_in_,
+            "n_components": self.n_components,
+            "base": self.prior_.base.name,
+            "noise_level": self.noise_level_,
+            "encoder": self.encoder,
+            "hidden_layer_sizes": tuple(int(h) for h in self.hidden_layer_sizes),
+            "input_shape": None
+            if self.input_shape is None
+            else tuple(int(s) for s in self.input_shape),
+            "critic": self.critic,
+            "objective": self.objective,
+            "whiten": bool(self.whiten),
+        }
+        adam = None
+        if hasattr(self, "_adam_moments"):
+            adam = (self._adam_moments, self._adam_steps, self._adam_index)
+        overrides = dict(
+            max_epochs=1, max_steps=None, early_stopping=False, optimizer_state=adam
+        )
+        X_train = RowSubset(X, None) if isinstance(X, RowSource) else X
+        return _FitPlan(
+            X_train,
+            None,
+            mean,
+            scale,
+            self.prior_,
+            device,
+            seeds,
+            batch,
+            self.capacity_,
+            views,
+            network_params,
+            shard,
+            raw,
+            overrides,
+        )
+
+    def _structure_params(self) -> dict:
+        """The parameters that the first fit or partial_fit call fixes, in a
+        form that JSON keeps (objects by their type's name)."""
+
+        def key(value):
+            if isinstance(value, (list, tuple)) and all(
+                isinstance(v, (str, int, float, bool, type(None))) for v in value
+            ):
+                return tuple(value)
+            if isinstance(value, (str, int, float, bool, type(None))):
+                return value
+            return type(value).__name__
+
+        params = self.get_params(deep=False)
+        return {
+            name: key(value)
+            for name, value in params.items()
+            if name not in PARTIAL_FIT_MUTABLE
+        }
+
+    def _fit(self, X, partial=False):
+        plan = self._plan(X, partial)
         nets = build_networks(seed=plan.seeds[0], **plan.network_params)
         views = self._fit_views(plan)
         result, mutual_info = self._train(nets, views, plan)
         return self._store(nets, views, plan, result, mutual_info)
 
-    def _plan(self, X) -> _FitPlan:
+    def _plan(self, X, partial=False) -> _FitPlan:
         """Validate the data and parameters and resolve everything ``fit`` needs,
-        before anything is built."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        before anything is built. In a data-parallel fit every process checks
+        its own input, and all raise when one fails."""
+        device = resolve_device(self.device)
+        shard = resolve_shard(self.distributed, device)
+        if shard is None:
+            return self._plan_local(X, device, None, partial)
+        try:
+            plan = self._plan_local(X, shard.device, shard, partial)
+        except Exception as exc:
+            shard.agree(exc)
+            raise
+        shard.agree(None)
+        return plan
+
+    def _plan_local(self, X, device, shard, partial) -> _FitPlan:
+        X = self._validated(X, reset=True, min_samples=2)
         n_features = X.shape[1]
         self._check_params(n_features)
-        device = resolve_device(self.device)
+        if partial and self.learning_rate_schedule != "constant":
+            raise ValueError(
+                "partial_fit has no horizon to anneal over: use "
+                "learning_rate_schedule='constant' (or fit)"
+            )
         prior = resolve_prior(self.prior, self.n_components)
         base = prior.base
         seeds = derive_seeds(self.random_state, 7)
         if self.gaussianize and not base.gaussian:
             raise ValueError("gaussianize needs the Gaussian prior")
-        mean, scale = self._standardization(X)
-        X_train, X_val = self._split(X, seeds[2])
+        mean, scale, raw = self._standardization(X)
+        X_train, X_val = (X, None) if partial else self._split(X, seeds[2])
+        if isinstance(X, RowSource):
+            X_train = RowSubset(X, X_train)
+            X_val = None if X_val is None else RowSubset(X, X_val)
         views = make_views(
             self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
         )
         views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
         batch = min(self.batch_size, X_train.shape[0])
+        if shard is not None:
+            self._check_shards(shard, X, mean, scale, batch)
         sliced = self.objective == "sliced"
         if self.noise_level == "auto":
             capacity = base.auto_capacity(self.n_components, batch, sliced=sliced)
@@ -611,6 +927,9 @@ default="gaussian"
             "objective": self.objective,
             "whiten": bool(self.whiten),
         }
+        overrides = None
+        if partial:
+            overrides = dict(max_epochs=1, max_steps=None, early_stopping=False)
         return _FitPlan(
             X_train,
             X_val,
@@ -623,19 +942,49 @@ default="gaussian"
             capacity,
             views,
             network_params,
+            shard,
+            raw,
+            overrides,
         )
+
+    def _check_shards(self, shard, X, mean, scale, batch):
+        """Every process of a data-parallel fit must see the same data and
+        parameters (their statistics must agree), and every process needs rows
+        in each batch."""
+        if batch < shard.world_size:
+            raise ValueError(
+                f"a batch of {batch} rows cannot be shared among {shard.world_size} "
+                "processes: raise batch_size (or pass more samples)"
+            )
+        params = {
+            k: (
+                v
+                if isinstance(v, (str, int, float, bool, tuple, type(None)))
+                else type(v).__name__
+            )
+            for k, v in self.get_params(deep=False).items()
+        }
+        shard.check_same("parameters", params)
+        digest = (tuple(X.shape), float(np.sum(mean)), float(np.sum(scale)))
+        shard.check_same("data (shape, sum of means, sum of scales)", digest)
 
     def _fit_views(self, plan: _FitPlan) -> Views:
         """The standardized training (and validation) rows on the training device,
         and the views fitted on them."""
 
         def to_tensor(a):
+            if isinstance(a, RowSubset):  # read batch by batch, never whole
+                return StreamedRows(
+                    a.source, a.index, plan.mean, plan.scale, plan.device
+                )
             a = ((a - plan.mean) / plan.scale).astype(np.float32)
             return torch.as_tensor(a, device=plan.device)
 
         X_val = None if plan.X_val is None else to_tensor(plan.X_val)
         gen = torch.Generator(device=plan.device).manual_seed(plan.seeds[5])
-        return plan.views.fit(to_tensor(plan.X_train), X_val, gen)
+        if plan.shard is None:
+            return plan.views.fit(to_tensor(plan.X_train), X_val, gen)
+        return plan.views.fit(to_tensor(plan.X_train), X_val, gen, shard=plan.shard)
 
     def _train(self, nets: Networks, views: Views, plan: _FitPlan):
         """Train on the device; calibrate the normalization; estimate the MI."""
@@ -653,11 +1002,21 @@ default="gaussian"
             verbose=bool(self.verbose),
             callbacks=tuple(self.callbacks or ()),
         )
-        device, seeds = plan.device, plan.seeds
+        for name, value in (plan.train_overrides or {}).items():
+            setattr(config, name, value)
+        device, seeds, shard = plan.device, plan.seeds, plan.shard
         generator = torch.Generator(device=device).manual_seed(seeds[1])
+        dist = {} if shard is None else {"shard": shard, "local_seed": seeds[1]}
         with _global_rng_for_user_modules(self.encoder, device, seeds[4]):
             result = train(
-                encoder, critic, nets.channel, views, config, generator, seeds[3]
+                encoder,
+                critic,
+                nets.channel,
+                views,
+                config,
+                generator,
+                seeds[3],
+                **dist,
             )
             if result.interrupted:
                 warnings.warn(
@@ -667,11 +1026,26 @@ default="gaussian"
                     stacklevel=5,
                 )
             try:
-                encoder.calibrate(views.X, max(plan.batch_size, 4096))
+                if shard is None:
+                    encoder.calibrate(views.X, max(plan.batch_size, 4096))
+                else:
+                    encoder.calibrate(views.X, max(plan.batch_size, 4096), shard)
                 eval_gen = torch.Generator(device=device).manual_seed(seeds[3])
+                extra = {}
+                if shard is not None:
+                    extra = {"shard": shard, "local_gen": shard.generator(seeds[3])}
                 mutual_info = final_mi(
-                    encoder, critic, nets.channel, views, plan.batch_size, eval_gen
+                    encoder,
+                    critic,
+                    nets.channel,
+                    views,
+                    plan.batch_size,
+                    eval_gen,
+                    **extra,
                 )
+                if shard is not None:
+                    shard.check_replicas(encoder, critic)
+                    result.history = shard.broadcast_object(result.history)
             except KeyboardInterrupt:
                 if not result.interrupted:
                     raise
@@ -701,6 +1075,15 @@ default="gaussian"
         self.n_iter_ = result.n_iter
         self.n_steps_ = result.n_steps
         self.history_ = result.history
+        self.n_samples_seen_ = int(plan.moments["rows"])
+        raw = plan.moments
+        self._input_moments = np.stack(
+            [np.broadcast_to(np.float64(raw["count"]), np.shape(raw["m2"]) or (1,))]
+            + [np.atleast_1d(raw[k]).astype(np.float64) for k in ("mean", "m2")]
+        )
+        if plan.train_overrides is not None:  # partial_fit: Adam resumes next call
+            arrays = optimizer_arrays(result.optimizer_state)
+            self._adam_moments, self._adam_steps, self._adam_index = arrays
         self.noise_level_ = plan.network_params["noise_level"]
         self.capacity_ = plan.capacity
         self.mutual_info_ = mutual_info
@@ -709,6 +1092,7 @@ default="gaussian"
         )
         self._n_features_out = self.n_components
         self._cache = {}
+        self._structure = self._structure_params()
         return self
 
     def _threads(self):
@@ -773,24 +1157,33 @@ default="gaussian"
         if isinstance(self.encoder, str) and self.encoder == "conv":
             conv_input_shape(self.input_shape, n_features)
 
-    def _standardization(self, X):
-        n_features = X.shape[1]
+    def _standardization(self, X, previous=None):
+        """``(mean, scale, moments)``: the input scaling and the running moments
+        it came from, over ``X`` (and the ``previous`` moments of partial_fit)."""
+        axis = None if self.standardize == "global" else 0
+        if previous is None:
+            mean, std = _moments(X, axis)
+            count = X.shape[0] * (1 if axis == 0 else X.shape[1])
+            raw = {"count": count, "mean": mean, "m2": std * std * count}
+        else:
+            raw = update_moments(previous, X, axis)
+            mean, std = raw["mean"], np.sqrt(raw["m2"] / raw["count"])
+        n_rows = raw["count"] // (1 if axis == 0 else X.shape[1])
+        raw["rows"] = n_rows
+        return (*self._scaling(mean, std, n_rows, X.shape[1]), raw)
+
+    def _scaling(self, mean, scale, n_samples, n_features):
         if self.standardize is None:
-            mean = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
-            if _is_constant(scale, mean, X.shape[0]).all():
+            if _is_constant(scale, mean, n_samples).all():
                 raise ValueError(
                     "every feature of X is constant (or varies only at the level "
                     "of floating-point rounding): there is no information to encode"
                 )
             return np.zeros(n_features), np.ones(n_features)
         if self.standardize == "global":
-            mean = np.full(n_features, X.mean(dtype=np.float64))
-            scale = np.full(n_features, X.std(dtype=np.float64))
-        else:
-            mean = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
-        constant = _is_constant(scale, mean, X.shape[0])
+            mean = np.full(n_features, mean)
+            scale = np.full(n_features, scale)
+        constant = _is_constant(scale, mean, n_samples)
         if constant.all():
             raise ValueError(
                 "every feature of X is constant (or varies only at the level of "
@@ -799,8 +1192,9 @@ default="gaussian"
         return mean, np.where(constant, 1.0, scale)
 
     def _split(self, X, seed):
+        """Training and validation rows (for a RowSource, their row numbers)."""
         if not self.early_stopping:
-            return X, None
+            return (None, None) if isinstance(X, RowSource) else (X, None)
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n))
         if n_val < 2 or n - n_val < 2:
@@ -810,7 +1204,44 @@ default="gaussian"
                 "need at least 2"
             )
         order = np.random.default_rng(seed).permutation(n)
+        if isinstance(X, RowSource):
+            return order[n_val:], order[:n_val]
         return X[order[n_val:]], X[order[:n_val]]
+
+    def _validated(self, X, *, reset, min_samples=1):
+        """``X`` checked as ``fit`` and ``transform`` need it: an array (through
+        scikit-learn's ``validate_data``), or for a memory map or Dataset a
+        :class:`RowSource` whose shape and dtype are checked here and whose values
+        are checked chunk by chunk as they are read."""
+        if not is_streamed(X):
+            return validate_data(
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                reset=reset,
+                ensure_min_samples=min_samples,
+            )
+        source = as_source(X)
+        n, p = source.shape
+        if n < min_samples:
+            raise ValueError(
+                f"Found array with {n} sample(s) (shape=({n}, {p})) while a minimum "
+                f"of {min_samples} is required."
+            )
+        if p < 1:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of "
+                "1 is required."
+            )
+        if reset:
+            self.n_features_in_ = p
+            self.__dict__.pop("feature_names_in_", None)
+        elif p != self.n_features_in_:
+            raise ValueError(
+                f"X has {p} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return source
 
     # ------------------------------------------------------------ inference
     def transform(self, X):
@@ -818,8 +1249,10 @@ default="gaussian"
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data with the features seen in ``fit``.
+        X : array-like of shape (n_samples, n_features), np.memmap or Dataset
+            Data with the features seen in ``fit``. A ``np.memmap`` or a
+            map-style ``torch.utils.data.Dataset`` of rows is read chunk by chunk,
+            never copied whole.
 
         Returns
         -------
@@ -830,7 +1263,7 @@ default="gaussian"
             resolved device.
         """
         check_is_fitted(self, "encoder_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._validated(X, reset=False)
         with _thread_limit(self._threads()):
             return self._transform(X)
 
@@ -847,18 +1280,28 @@ default="gaussian"
         mean = self.mean_.astype(X.dtype)
         scale = self.scale_.astype(X.dtype)
         out = np.empty((X.shape[0], self._n_features_out), dtype=X.dtype)
+        streamed = isinstance(X, RowSource)  # checked chunk by chunk
+        largest = 0.0
         # Overflow (float32 input near its limit) is reported below, once.
         with torch.no_grad(), np.errstate(over="ignore", invalid="ignore"):
             for k in range(0, X.shape[0], TRANSFORM_CHUNK):
-                xs = (X[k : k + TRANSFORM_CHUNK] - mean) / scale
+                if streamed:
+                    block = X.read_range(k, min(k + TRANSFORM_CHUNK, X.shape[0]))
+                    X.release()
+                    check_finite(block)
+                    largest = max(largest, float(np.abs(block).max()))
+                else:
+                    block = X[k : k + TRANSFORM_CHUNK]
+                xs = (block - mean) / scale
                 xb = torch.as_tensor(xs, device=device, dtype=dtype)
                 out[k : k + TRANSFORM_CHUNK] = encoder(xb).cpu().numpy()
         if not np.isfinite(out).all():
             bad = int((~np.isfinite(out)).any(axis=1).sum())
+            largest = largest if streamed else np.abs(X).max()
             raise ValueError(
                 f"{bad} row(s) of X gave non-finite latents: their values overflow "
                 f"the network's arithmetic in {out.dtype} (input as large as "
-                f"{np.abs(X).max():.3g}, while training data had scale "
+                f"{largest:.3g}, while training data had scale "
                 f"{self.scale_.max():.3g}); pass float64 or rescale the data"
             )
         if getattr(self, "gaussianizer_", None) is not None:

@@ -106,7 +106,7 @@ class Encoder(nn.Module):
         return self.norm(self.pre_norm(x))
 
     @torch.no_grad()
-    def calibrate(self, X: torch.Tensor, batch_size: int) -> None:
+    def calibrate(self, X: torch.Tensor, batch_size: int, shard=None) -> None:
         """Set inference statistics from the whole of ``X``; leaves eval mode.
 
         Running averages taken while the weights moved lag behind the final
@@ -114,6 +114,8 @@ class Encoder(nn.Module):
         inference (running statistics). Hidden BatchNorm layers get the cumulative
         average of batch statistics over one pass; the normalization layer gets
         the exact statistics of its inputs (:meth:`Normalization.calibrate`).
+        With a data-parallel ``shard``, each process passes its share of the rows
+        and the statistics are combined across processes.
         """
         hidden = [
             m
@@ -122,21 +124,28 @@ class Encoder(nn.Module):
         ]
         n = X.shape[0]
         bs = max(min(batch_size, n), 2)
+        lo, hi = (0, n) if shard is None else shard.bounds(n)
         if hidden:  # the train-mode pass is needed only for hidden BatchNorm layers
             saved = [(m, m.momentum) for m in hidden]
             for m in hidden:
                 m.reset_running_stats()
                 m.momentum = None  # cumulative moving average
             self.train()
-            for k in range(0, n, bs):
-                xb = X[k : k + bs]
+            for k in range(lo, hi, bs):
+                xb = X[k : min(k + bs, hi)]
                 if xb.shape[0] > 1:
                     self(xb)
             for m, momentum in saved:
                 m.momentum = momentum
+            if shard is not None:
+                shard.average_running_stats(hidden)
         self.eval()
         if self.norm.needs_statistics:
-            h = torch.cat([self.pre_norm(X[k : k + bs]) for k in range(0, n, bs)])
+            h = torch.cat(
+                [self.pre_norm(X[k : min(k + bs, hi)]) for k in range(lo, hi, bs)]
+            )
+            if shard is not None:
+                h = shard.gather_rows(h, n)
             self.norm.calibrate(h)
 
 

@@ -14,15 +14,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from ._augment import Views
+from ._distributed import Shard
 from ._networks import Critic
 from ._objective import Channel, infonce
 
-__all__ = ["TrainConfig", "TrainResult", "train", "estimate_mi", "final_mi"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "estimate_mi",
+    "final_mi",
+    "optimizer_arrays",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,9 @@ class TrainConfig:
     tol: float = 1e-3
     verbose: bool = False
     callbacks: Sequence[Callback] = ()
+    #: Adam's state to resume from, as :func:`optimizer_arrays` gives it
+    #: (``partial_fit``); ``None``: a fresh optimizer.
+    optimizer_state: tuple | None = None
 
 
 @dataclass
@@ -54,6 +66,8 @@ class TrainResult:
     n_steps: int = 0
     interrupted: bool = False
     stopped_by: str = "max_epochs"
+    #: Adam's final state, to resume from (``partial_fit``).
+    optimizer_state: dict | None = None
 
 
 def _pair_mi(
@@ -63,9 +77,16 @@ def _pair_mi(
     view_a: torch.Tensor,
     view_b: torch.Tensor,
     generator: torch.Generator,
+    shard: Shard | None = None,
+    n_total: int | None = None,
 ) -> torch.Tensor:
     """InfoNCE estimate on one batch of view pairs; the noise goes on ``view_a``'s
-    latents only."""
+    latents only. With a ``shard`` the views are this rank's share of a global
+    batch of ``n_total`` pairs (see :meth:`Shard.pair_mi`)."""
+    if shard is not None:
+        return shard.pair_mi(
+            encoder, critic, channel, view_a, view_b, generator, n_total
+        )
     n = view_a.shape[0]
     e = encoder(torch.cat([view_a, view_b]))
     critic.observe(e[:n], e[n:], generator)
@@ -82,11 +103,14 @@ def estimate_mi(
     sources: tuple[torch.Tensor, torch.Tensor],
     batch_size: int,
     generator: torch.Generator,
+    shard: Shard | None = None,
+    local_gen: torch.Generator | None = None,
 ) -> float:
     """Mean InfoNCE estimate (nats) over full batches of ``sources`` in eval mode.
 
     ``sources`` are the two views' source rows (see :meth:`Views.sources`); the
-    views' input channel is applied batch by batch.
+    views' input channel is applied batch by batch. With a ``shard`` each rank
+    makes the views of its share of every batch with ``local_gen``.
     """
     was_training = encoder.training, critic.training
     encoder.eval()
@@ -98,6 +122,13 @@ def estimate_mi(
     n_batches = max(n // bs, 1)
     for k in range(n_batches):
         rows = slice(k * bs, (k + 1) * bs)
+        if shard is not None:
+            lo, hi = shard.bounds(bs)
+            rows = slice(k * bs + lo, k * bs + hi)
+            va = views.view(a[rows], local_gen)
+            vb = views.view(b[rows], local_gen)
+            total += _pair_mi(encoder, critic, channel, va, vb, generator, shard, bs)
+            continue
         va = views.view(a[rows], generator)
         vb = views.view(b[rows], generator)
         total += _pair_mi(encoder, critic, channel, va, vb, generator)
@@ -114,6 +145,8 @@ def final_mi(
     batch_size: int,
     generator: torch.Generator,
     max_batches: int = MI_EVAL_BATCHES,
+    shard: Shard | None = None,
+    local_gen: torch.Generator | None = None,
 ) -> float:
     """InfoNCE estimate of the trained model on up to ``max_batches`` batches of
     random training rows (the first rows of sorted data would bias it: digits
@@ -122,7 +155,16 @@ def final_mi(
     rows = torch.randperm(n, generator=generator, device=views.X.device)
     rows = rows[: min(n, max_batches * batch_size)]
     sources = views.sources(rows, generator)
-    return estimate_mi(encoder, critic, channel, views, sources, batch_size, generator)
+    return estimate_mi(
+        encoder,
+        critic,
+        channel,
+        views,
+        sources,
+        batch_size,
+        generator,
+        *(() if shard is None else (shard, local_gen)),
+    )
 
 
 def train(
@@ -133,17 +175,27 @@ def train(
     config: TrainConfig,
     generator: torch.Generator,
     val_seed: int = 0,
+    shard: Shard | None = None,
+    local_seed: int = 0,
 ) -> TrainResult:
     """Maximize the InfoNCE bound through the noisy channel. Modifies modules in place.
 
     ``views`` is fitted: it holds the training rows (and the validation rows, whose
     estimate is logged as ``val_mi`` after every epoch).
 
+    With a ``shard`` (data-parallel): ``generator`` is the same on every rank and
+    draws the batches (and what one process draws after the encoder); each rank
+    makes the views of its share of each batch with a generator of its own (from
+    ``local_seed`` and the rank), and the gradients are summed over ranks before
+    each step (see :mod:`skdim_dm._distributed`).
+
     Raises ``FloatingPointError`` when the loss becomes non-finite. A
     ``KeyboardInterrupt`` ends training early and is reported in the result.
     """
     params = [p for m in (encoder, critic) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
+    if config.optimizer_state is not None:
+        optimizer.load_state_dict(_adam_state(optimizer, config.optimizer_state))
     X = views.X
     val_sources = views.validation_sources()
     n = X.shape[0]
@@ -162,6 +214,10 @@ def train(
     # On the CPU a finiteness check per step is free; on an accelerator it would
     # force a sync every step, so there the check runs once per epoch.
     check_each_step = X.device.type == "cpu"
+    attached, local_gen = [], None
+    if shard is not None:
+        attached = shard.attach(encoder)
+        local_gen = shard.generator(local_seed, X.device)
 
     bar = tqdm(range(max_epochs), disable=not config.verbose, desc="fit", unit="epoch")
     try:
@@ -179,12 +235,27 @@ def train(
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                 rows = order[k * bs : (k + 1) * bs]
-                view_a, view_b = views.sample(rows, generator)
-                mi = _pair_mi(encoder, critic, channel, view_a, view_b, generator)
+                if shard is None:
+                    view_a, view_b = views.sample(rows, generator)
+                    mi = _pair_mi(encoder, critic, channel, view_a, view_b, generator)
+                else:
+                    view_a, view_b = views.sample(shard.local(rows), local_gen)
+                    mi = _pair_mi(
+                        encoder,
+                        critic,
+                        channel,
+                        view_a,
+                        view_b,
+                        generator,
+                        shard,
+                        len(rows),
+                    )
                 if check_each_step and not torch.isfinite(mi):
                     break  # reported below, before a poisoned step is taken
                 optimizer.zero_grad(set_to_none=True)
                 (-mi).backward()
+                if shard is not None:
+                    shard.reduce_gradients(encoder, critic)
                 optimizer.step()
                 result.n_steps += 1
                 total += mi.detach()
@@ -204,8 +275,18 @@ def train(
             }
             if val_sources is not None:
                 val_generator.manual_seed(val_seed)
+                val_extra = ()
+                if shard is not None:
+                    val_extra = (shard, shard.generator(val_seed, X.device))
                 logs["val_mi"] = estimate_mi(
-                    encoder, critic, channel, views, val_sources, bs, val_generator
+                    encoder,
+                    critic,
+                    channel,
+                    views,
+                    val_sources,
+                    bs,
+                    val_generator,
+                    *val_extra,
                 )
             logs["time"] = time.perf_counter() - t0
             result.history.append(logs)
@@ -232,6 +313,8 @@ def train(
             # logs plus the modules under training, to inspect or snapshot them.
             extra = {"encoder": encoder, "critic": critic}
             stops = [bool(cb(epoch + 1, {**logs, **extra})) for cb in config.callbacks]
+            if shard is not None and config.callbacks:
+                stops = [shard.any(any(stops))]  # a stop on one rank stops all
             if any(stops):
                 result.stopped_by = "callback"
                 break
@@ -240,10 +323,55 @@ def train(
         result.stopped_by = "interrupt"
     finally:
         bar.close()
+        if shard is not None:
+            shard.detach(attached)
     if best_state is not None:
         encoder.load_state_dict(best_state[0])
         critic.load_state_dict(best_state[1])
+    result.optimizer_state = optimizer.state_dict()
     return result
+
+
+def optimizer_arrays(state: dict) -> tuple[np.ndarray, int, np.ndarray]:
+    """Adam's ``state_dict()`` as plain arrays, to keep as fitted state:
+    ``(moments, steps, index)``, the first and second moments of every parameter
+    (in ``index`` order) in one float32 array and the step count."""
+    entries = state["state"]
+    index = sorted(entries)
+    parts = [
+        entries[i][name].detach().reshape(-1).float().cpu()
+        for i in index
+        for name in ("exp_avg", "exp_avg_sq")
+    ]
+    moments = torch.cat(parts).numpy() if parts else np.zeros(0, dtype=np.float32)
+    steps = int(entries[index[0]]["step"]) if index else 0
+    return moments, steps, np.asarray(index, dtype=np.int64)
+
+
+def _adam_state(optimizer: torch.optim.Adam, arrays) -> dict:
+    """Inverse of :func:`optimizer_arrays` for ``optimizer``'s parameters."""
+    moments, steps, index = arrays
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    moments = np.asarray(moments, dtype=np.float32).reshape(-1)
+    index = [int(i) for i in np.asarray(index).reshape(-1)]
+    expected = sum(2 * params[i].numel() for i in index if 0 <= i < len(params))
+    if any(not 0 <= i < len(params) for i in index) or expected != moments.size:
+        raise ValueError(
+            "the stored optimizer state does not fit the networks (a different "
+            "architecture?); call fit to start over"
+        )
+    state, k = {}, 0
+    for i in index:
+        n = params[i].numel()
+        exp_avg = torch.from_numpy(moments[k : k + n].copy()).view_as(params[i])
+        exp_avg_sq = torch.from_numpy(moments[k + n : k + 2 * n].copy())
+        state[i] = {
+            "step": torch.tensor(float(steps)),
+            "exp_avg": exp_avg,
+            "exp_avg_sq": exp_avg_sq.view_as(params[i]),
+        }
+        k += 2 * n
+    return {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
 
 
 def _snapshot(encoder: nn.Module, critic: nn.Module):
