@@ -590,6 +590,12 @@ def parse_args(argv=None):
     ap.add_argument("--figure", default=None, help="PNG of the frontier")
     ap.add_argument("--markdown", action="store_true", help="Markdown tables")
     ap.add_argument("--replot", default=None, help="tables/figure from a saved JSON")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in --out and run only the missing "
+        "(task, method, seed) cells; for a run that was interrupted",
+    )
     args = ap.parse_args(argv)
     unknown = set(args.tasks) - set(TASKS)
     if unknown:
@@ -646,6 +652,15 @@ def main(argv=None):
         "tasks": {},
         "runs": [],
     }
+    done = set()
+    if args.resume and out.exists():
+        previous = json.loads(out.read_text())
+        result["command"] = previous["command"] + " ; resumed: " + result["command"]
+        result["runs"] = previous["runs"]
+        result["tasks"] = previous["tasks"]
+        started -= previous.get("wall_s", 0.0)
+        done = {(r["task"], r["method"], r["seed"]) for r in result["runs"]}
+        print(f"resuming: {len(done)} runs kept from {out}", flush=True)
     _warm_up_umap(args.methods)
     for name in args.tasks:
         data = load_task(name, args)
@@ -660,11 +675,14 @@ def main(argv=None):
             "boot_size": boot_size(task.d),
             "reference": {},
         }
+        info["reference"].update(result["tasks"].get(name, {}).get("reference", {}))
         result["tasks"][name] = info
         for seed in args.seeds:
             info["reference"][str(seed)] = reference((len(data[2]), task.d), seed)
             for method in args.methods:
                 if not _selected(args.where_, method, name, seed):
+                    continue
+                if (name, method, seed) in done:
                     continue
                 row = run_one(method, task, seed, data, args)
                 result["runs"].append(row)

@@ -18,12 +18,13 @@ false-positive rate in advance. The chi-square p-values of the prior
 
 The data here are heavy-tailed on purpose: 10-dimensional observations of a
 2-dimensional Student t latent. Outliers sit far out along the inliers' plane or
-off it. About 30 s on a CPU.
+off it. About 30 s on a CPU. Set ``SKDIM_DM_EXAMPLE_FAST=1`` for a quick smoke run,
+and ``SKDIM_DM_EXAMPLE_OUT=DIR`` to write the figure to ``DIR``.
 """
 
 # %%
 # Data: heavy-tailed inliers, outliers along and off their plane
-# ---------------------------------------------------------------
+# --------------------------------------------------------------
 import os
 import warnings
 
@@ -45,6 +46,7 @@ warnings.filterwarnings("ignore", category=CapacityWarning)
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 FAST = os.environ.get("SKDIM_DM_EXAMPLE_FAST") == "1"  # smoke runs in the tests
+OUT = os.environ.get("SKDIM_DM_EXAMPLE_OUT")  # write the figure here when set
 rng = np.random.default_rng(0)
 A = rng.standard_normal((2, 10))
 
@@ -80,7 +82,7 @@ print(f"outliers flagged at alpha=0.05: {np.mean(det.predict(X_out) == -1):.3f}"
 
 # %%
 # The statistic, and chi-square against conformal calibration
-# ----------------------------------------------------------
+# -----------------------------------------------------------
 # One embedder, trained once on half of the training rows; ``prefit=True``
 # detectors then fit their statistic on 80% of the other half and calibrate on the
 # remaining 200 rows, which the embedder never saw. The prior statistic
@@ -148,4 +150,5 @@ if plt is not None:
     ax2.set(xlabel="alpha", ylabel="false-positive rate", title="calibration")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig("plot_outliers.png", dpi=100)
+    if OUT:
+        fig.savefig(os.path.join(OUT, "plot_outliers.png"), dpi=100)
