@@ -13,7 +13,6 @@ import pytest
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("plot_*.py"))
 
 
-
 def _rst_titles(script):
     """(title, underline) pairs of the ``# %%`` text blocks sphinx-gallery renders."""
     lines = script.read_text().splitlines()
