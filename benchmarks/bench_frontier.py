@@ -187,7 +187,7 @@ def umap_stage(task: Task, d: int, seed: int):
 
 
 class QuantileRBIG(TransformerMixin, BaseEstimator):
-    """The NOTES.md reference recipe: ``n_layers`` rounds of
+    """The reference recipe from issue 10 (after Laparra et al. 2011): ``n_layers`` rounds of
     ``QuantileTransformer(output_distribution="normal", n_quantiles=1000)`` and a
     ``scipy.stats.ortho_group`` rotation, fitted on the training rows. Not
     invertible beyond the training range (the quantile step clips at +-5.2)."""

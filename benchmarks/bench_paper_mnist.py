@@ -59,7 +59,7 @@ import skdim_dm
 from skdim_dm import NoiseInjectedInfoMax, capacity_to_noise_level
 from skdim_dm.metrics import dm_report
 
-PAPER = {  # PAPER.md section 5: C -> (MI, C - MI, HZ mean p, MLP accuracy)
+PAPER = {  # the paper (Butakov et al. 2025), section 5: C -> (MI, C - MI, HZ mean p, MLP accuracy)
     0.58: (0.56, 0.014, 0.007, 0.780),
     1.15: (1.11, 0.039, 0.296, 0.796),
     2.30: (2.14, 0.162, 0.451, 0.783),

@@ -56,7 +56,7 @@ INPUT_NOISE = 0.2
 
 # ----------------------------------------------------------- the bare torch loop
 class BareConvNet(nn.Module):
-    """Same layers as the package's ConvNet (PAPER.md section 3), written by hand."""
+    """Same layers as the package's ConvNet (the paper, Butakov et al. 2025, section 3), written by hand."""
 
     def __init__(self):
         super().__init__()

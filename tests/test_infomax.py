@@ -443,7 +443,7 @@ def test_gaussian_prior_matches_on_latent_gaussian_data():
 def test_uniform_prior_matches_on_latent_gaussian_data():
     X, _ = _latent_gaussian_data(4000, seed=0)
     X_new, _ = _latent_gaussian_data(2000, seed=1)
-    # Uniform latents are the small-noise limit of the uniform channel (PAPER.md
+    # Uniform latents are the small-noise limit of the uniform channel (Butakov et al., ICLR 2025,
     # section 2), and a sigmoid does not force spread the way BatchNorm does, so
     # this needs a small noise level and mild input noise.
     est = NoiseInjectedInfoMax(
