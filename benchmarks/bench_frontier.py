@@ -236,12 +236,24 @@ METHODS = {
     ),
     "ours-images": ours_images,
     "ours-images-raw": lambda task, d, seed: ours_images(task, d, seed, gaussianize=0),
+    # The same recipe with the channel's Gaussian kernel: what the Student-t critic adds.
+    "ours-images-gauss": lambda task, d, seed: ours_images(
+        task, d, seed, critic="gaussian"
+    ),
+    # Three times the steps: does longer training close the accuracy gap at d = 2?
+    "ours-images-24k": lambda task, d, seed: ours_images(
+        task, d, seed, max_steps=24000
+    ),
     "ours-sliced": ours_sliced,
     "ours-sliced-g": lambda task, d, seed: ours_sliced(task, d, seed, gaussianize=10),
     # The README recipe for d > 2: the sliced objective with neighbor views and the
     # Student-t critic.
     "ours-sliced-nbr": lambda task, d, seed: ours_sliced(
         task, d, seed, augmentation="neighbors", critic="student"
+    ),
+    # ... followed by the exact Gaussianization of its training latents.
+    "ours-sliced-nbr-g": lambda task, d, seed: ours_sliced(
+        task, d, seed, augmentation="neighbors", critic="student", gaussianize=10
     ),
     "pca-whiten": lambda task, d, seed: PCA(d, whiten=True, random_state=seed),
     "pca-rbig": lambda task, d, seed: make_pipeline(
@@ -589,7 +601,13 @@ def parse_args(argv=None):
     ap.add_argument("--out", default=None, help="JSON (default benchmarks/results/)")
     ap.add_argument("--figure", default=None, help="PNG of the frontier")
     ap.add_argument("--markdown", action="store_true", help="Markdown tables")
-    ap.add_argument("--replot", default=None, help="tables/figure from a saved JSON")
+    ap.add_argument(
+        "--replot",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="tables/figure from saved runs (several files: their runs are merged)",
+    )
     ap.add_argument(
         "--resume",
         action="store_true",
@@ -606,6 +624,26 @@ def parse_args(argv=None):
         ap.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
     args.where_ = _parse_where(args.where)
     return args
+
+
+def merge_runs(results):
+    """One result from several saved runs (the first's header; tasks and runs of all).
+
+    A task must have the same rows in every file; its seeds' references are pooled.
+    A (task, method, seed) run present in several files is taken from the last.
+    """
+    merged = dict(results[0], tasks={}, runs={}, commands=[])
+    for result in results:
+        merged["commands"].append(result["command"])
+        for name, info in result["tasks"].items():
+            have = merged["tasks"].setdefault(name, dict(info, reference={}))
+            if (have["n_train"], have["n_test"]) != (info["n_train"], info["n_test"]):
+                raise SystemExit(f"task {name} has different rows in the saved runs")
+            have["reference"].update(info["reference"])
+        for run in result["runs"]:
+            merged["runs"][run["task"], run["method"], run["seed"]] = run
+    merged["runs"] = list(merged["runs"].values())
+    return merged
 
 
 def _machine():
@@ -630,7 +668,7 @@ def _warm_up_umap(methods):
 def main(argv=None):
     args = parse_args(argv)
     if args.replot:
-        result = json.loads(Path(args.replot).read_text())
+        result = merge_runs([json.loads(Path(p).read_text()) for p in args.replot])
         print(tables(result, markdown=args.markdown))
         if args.figure:
             figure(result, args.figure)

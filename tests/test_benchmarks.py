@@ -135,3 +135,40 @@ def test_frontier_quick_umap(tmp_path):
     assert res.returncode == 0, res.stderr[-4000:]
     (row,) = json.loads(out.read_text())["runs"]
     assert row["method"] == "umap-rbig" and 0.0 <= row["ks_p"] <= 1.0
+
+
+def test_frontier_resume_runs_only_missing_cells_and_replot_merges(
+    tmp_path, monkeypatch, capsys
+):
+    bench = _load_script(monkeypatch)
+    out = tmp_path / "f.json"
+    common = ["--quick", "--tasks", "tabular8", "--out", str(out)]
+    bench.main(common + ["--seeds", "0", "--methods", "pca-whiten"])
+    first = json.loads(out.read_text())["runs"][0]
+    bench.main(common + ["--seeds", "0", "1", "--methods", "pca-whiten", "--resume"])
+    result = json.loads(out.read_text())
+    assert [(r["method"], r["seed"]) for r in result["runs"]] == [
+        ("pca-whiten", 0),
+        ("pca-whiten", 1),
+    ]
+    assert result["runs"][0] == first  # kept, not rerun
+    assert "resumed" in result["command"]
+    assert set(result["tasks"]["tabular8"]["reference"]) == {"0", "1"}
+    # --replot merges several files; a cell in several files is taken from the last.
+    other = tmp_path / "g.json"
+    bench.main(
+        ["--quick", "--tasks", "tabular8", "--seeds", "1"]
+        + ["--methods", "pca-rbig", "--out", str(other)]
+    )
+    merged = bench.merge_runs(
+        [json.loads(out.read_text()), json.loads(other.read_text())]
+    )
+    assert sorted((r["method"], r["seed"]) for r in merged["runs"]) == [
+        ("pca-rbig", 1),
+        ("pca-whiten", 0),
+        ("pca-whiten", 1),
+    ]
+    assert len(merged["commands"]) == 2
+    again = bench.merge_runs([merged, dict(merged, runs=[dict(first, lr_acc=-1.0)])])
+    assert [r["lr_acc"] for r in again["runs"] if r["seed"] == 0] == [-1.0]
+    capsys.readouterr()
