@@ -495,7 +495,10 @@ def figure(result, path):
     names = [m for m in METHODS if any(m in s for s in summary.values())]
     names += sorted({m for s in summary.values() for m in s} - set(names))
     markers = "osD^v<>pPX*h"
-    style = {m: (f"C{i % 10}", markers[i % len(markers)]) for i, m in enumerate(names)}
+    # tab20's dark shades first, then its light ones: 20 distinct colours.
+    palette = plt.get_cmap("tab20")
+    shade = lambda i: palette((2 * i) % 20 + (i // 10) % 2)  # noqa: E731
+    style = {m: (shade(i), markers[i % len(markers)]) for i, m in enumerate(names)}
     tasks = list(summary)
     ncols = min(3, len(tasks))
     nrows = math.ceil(len(tasks) / ncols)
