@@ -141,6 +141,28 @@ def _worker(out: Path) -> None:
             ],
             "n_steps": est.n_steps_,
         }
+    # partial_fit on a stream of chunks, every call data-parallel: count the
+    # gradient reductions (one per step when the ranks train together)
+    from skdim_dm._distributed import Shard
+
+    reduced, reduce = [], Shard.reduce_gradients
+    Shard.reduce_gradients = lambda self, *a: (reduced.append(1), reduce(self, *a))
+    est = NoiseInjectedInfoMax(hidden_layer_sizes=(16,), batch_size=32, random_state=0)
+    try:
+        for chunk in np.array_split(X, 3):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                est.partial_fit(chunk)
+    finally:
+        Shard.reduce_gradients = reduce
+    results["partial"] = {
+        "state": {k: v.clone() for k, v in est.encoder_.state_dict().items()},
+        "Z": est.transform(X),
+        "n_steps": est.n_steps_,
+        "n_reduced": len(reduced),
+        "n_seen": est.n_samples_seen_,
+        "mean": est.mean_,
+    }
     # a memory map, read in row chunks by each rank
     path = out / "X.npy"
     if shard.rank == 0:
@@ -242,6 +264,25 @@ def test_every_rank_ends_with_the_same_model(ranks, config):
     assert np.array_equal(a["Z"], b["Z"])
     assert a["mi"] == b["mi"] and a["history"] == b["history"]
     assert a["n_steps"] == FIT_PARAMS["max_steps"] or config.startswith("neighbors")
+
+
+def test_partial_fit_across_ranks_keeps_the_replicas_identical(ranks):
+    a, b = (r["partial"] for r in ranks)
+    for k in a["state"]:
+        assert torch.equal(a["state"][k], b["state"][k]), k
+    assert np.array_equal(a["Z"], b["Z"])
+    # The same stream in one process: the same steps and running statistics.
+    X = asymmetric_data()
+    one = NoiseInjectedInfoMax(hidden_layer_sizes=(16,), batch_size=32, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny fits: ConvergenceWarning
+        for chunk in np.array_split(X, 3):
+            one.partial_fit(chunk)
+    assert a["n_steps"] == one.n_steps_ and a["n_seen"] == one.n_samples_seen_ == 300
+    assert np.allclose(a["mean"], one.mean_)
+    assert np.allclose(a["mean"], X.mean(axis=0))
+    # Every step of every call reduced its gradients over the ranks.
+    assert a["n_reduced"] == b["n_reduced"] == a["n_steps"] == 9
 
 
 def test_a_data_parallel_fit_learns_like_one_process(ranks):
