@@ -158,6 +158,32 @@ def _thread_limit(n_threads):
         torch.set_num_threads(before)
 
 
+def _denormals_flushed() -> bool:
+    """Whether this thread's CPU flushes subnormal floats to zero (FTZ/DAZ)."""
+    return bool((torch.tensor(1e-39, dtype=torch.float32) * 2.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def _flush_denormals():
+    """Flush subnormal floats to zero in this thread while training, as
+    ``torch.set_flush_denormal(True)``, and restore the previous mode afterwards.
+
+    The analytic critics' logits scale as ``1 / noise_level^2``, so the softmax
+    of a small-noise fit underflows into subnormal floats, which x86 CPUs handle
+    in microcode: a 480-row MNIST fit with ``noise_level=0.1`` took 48 s instead
+    of 5 s (200 full-batch steps, one thread). Values below ``1.2e-38`` change
+    no InfoNCE estimate. The mode is per thread; with ``n_threads="auto"`` an MLP
+    trains in the calling thread."""
+    before = _denormals_flushed()
+    if before or not torch.set_flush_denormal(True):
+        yield  # already on, or a CPU without the mode
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 @contextlib.contextmanager
 def _global_rng_for_user_modules(encoder, device, seed):
     """A seeded fork of torch's global generator, only when a user's module might
@@ -654,7 +680,7 @@ default="gaussian"
         """
         self._clear_fitted()
         try:
-            with _thread_limit(self._threads()):
+            with _thread_limit(self._threads()), _flush_denormals():
                 return self._fit(X)
         except BaseException:
             # A failed fit never leaves an estimator that looks fitted.
@@ -738,7 +764,7 @@ default="gaussian"
         if first:
             self._clear_fitted()
         try:
-            with _thread_limit(self._threads()):
+            with _thread_limit(self._threads()), _flush_denormals():
                 return self._fit(X, partial=True) if first else self._fit_more(X)
         except BaseException:
             if first:

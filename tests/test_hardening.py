@@ -351,3 +351,29 @@ def test_thread_setting_applies_inside_fit_and_is_restored(X):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------ subnormal floats in training
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_training_flushes_subnormals_and_restores_the_callers_mode():
+    # Small-noise fits underflow into subnormal floats (10x slower on x86,
+    # benchmarks/bench_denormals.py); fit and partial_fit flush them in the
+    # training thread and leave the caller's mode as it was.
+    from skdim_dm._infomax import _denormals_flushed
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    X = np.random.default_rng(0).standard_normal((80, 5))
+    seen = []
+    kw = dict(hidden_layer_sizes=(8,), max_epochs=2, random_state=0)
+    kw["callbacks"] = [lambda epoch, logs: seen.append(_denormals_flushed())]
+    try:
+        for before in (False, True):
+            torch.set_flush_denormal(before)
+            NoiseInjectedInfoMax(**kw).fit(X)
+            assert _denormals_flushed() is before
+            NoiseInjectedInfoMax(**kw).partial_fit(X)
+            assert _denormals_flushed() is before
+    finally:
+        torch.set_flush_denormal(False)
+    assert seen and all(seen)
