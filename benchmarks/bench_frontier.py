@@ -224,7 +224,8 @@ class QuantileRBIG(TransformerMixin, BaseEstimator):
 #: transform. Everything seeded gets ``seed``.
 METHODS = {
     "ours-default": lambda task, d, seed: infomax(task, d, seed),
-    # The README image recipe (neighbor views, MLP 256x3, cosine, 140 epochs on MNIST).
+    # Neighbor views with MLP 256x3 and a cosine schedule (the earlier README image
+    # recipe: 140 epochs on MNIST, 100 elsewhere).
     "ours-neighbors": lambda task, d, seed: infomax(
         task,
         d,

@@ -396,8 +396,9 @@ default="gaussian"
 
     learning_rate_schedule : {"constant", "cosine"}, default="constant"
         ``"cosine"`` anneals the step size from ``learning_rate`` to 0 over
-        ``max_epochs`` (set at every step); the schedule assumes the fit runs all
-        ``max_epochs``, so early stopping or a stopping callback ends it part way.
+        ``max_epochs`` (over ``max_steps`` when that is set; set at every step);
+        the schedule assumes the fit runs to the end, so early stopping or a
+        stopping callback ends it part way.
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data and stop when the validation
@@ -512,15 +513,18 @@ default="gaussian"
     ============================  ==============================================
     goal                          settings
     ============================  ==============================================
-    best matching, d = 2          the defaults (the paper's views)
-    images, d = 2, information    after ``PCA(50)``: ``augmentation="neighbors"``,
+    closest HZ, d = 2             the defaults (the paper's views); they keep
+                                  the least information
+    images, d = 2, information    after ``PCA(50)``: ``standardize="global"``,
+                                  ``augmentation="neighbors"``,
                                   ``critic="student"``, 1.725 nats per component,
                                   ``learning_rate=2e-3``, cosine schedule,
                                   ``max_steps=8000``, ``gaussianize=10``
     d > 2, tables or images       ``whiten=True``, ``objective="sliced"``,
                                   ``augmentation="neighbors"``,
                                   ``critic="student"``, cosine schedule,
-                                  ``max_steps=1000``
+                                  ``max_steps=1000`` (images: also
+                                  ``standardize="global"``)
     small tables, best matching   ``PCA(d, whiten=True)`` then
                                   :class:`Gaussianizer` (not this estimator)
     ============================  ==============================================
