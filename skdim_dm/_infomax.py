@@ -845,20 +845,9 @@ default="gaussian"
         batch = min(self.batch_size, X.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
-        network_params = {
-            "n_features": self.n_features_in_,
-            "n_components": self.n_components,
-            "base": self.prior_.base.name,
-            "noise_level": self.noise_level_,
-            "encoder": self.encoder,
-            "hidden_layer_sizes": tuple(int(h) for h in self.hidden_layer_sizes),
-            "input_shape": None
-            if self.input_shape is None
-            else tuple(int(s) for s in self.input_shape),
-            "critic": self.critic,
-            "objective": self.objective,
-            "whiten": bool(self.whiten),
-        }
+        network_params = self._network_params(
+            self.n_features_in_, self.prior_.base.name, self.noise_level_
+        )
         adam = None
         if hasattr(self, "_adam_moments"):
             adam = (self._adam_moments, self._adam_steps, self._adam_index)
@@ -970,20 +959,7 @@ default="gaussian"
                 CapacityWarning,
                 stacklevel=5,
             )
-        network_params = {
-            "n_features": n_features,
-            "n_components": self.n_components,
-            "base": base.name,
-            "noise_level": noise_level,
-            "encoder": self.encoder,
-            "hidden_layer_sizes": tuple(int(h) for h in self.hidden_layer_sizes),
-            "input_shape": None
-            if self.input_shape is None
-            else tuple(int(s) for s in self.input_shape),
-            "critic": self.critic,
-            "objective": self.objective,
-            "whiten": bool(self.whiten),
-        }
+        network_params = self._network_params(n_features, base.name, noise_level)
         overrides = None
         if partial:
             overrides = dict(max_epochs=1, max_steps=None, early_stopping=False)
@@ -1024,6 +1000,23 @@ default="gaussian"
         shard.check_same("parameters", params)
         digest = (tuple(X.shape), float(np.sum(mean)), float(np.sum(scale)))
         shard.check_same("data (shape, sum of means, sum of scales)", digest)
+
+    def _network_params(self, n_features, base_name, noise_level) -> dict:
+        """The keyword arguments of :func:`build_networks` (all but the seed)."""
+        return {
+            "n_features": n_features,
+            "n_components": self.n_components,
+            "base": base_name,
+            "noise_level": noise_level,
+            "encoder": self.encoder,
+            "hidden_layer_sizes": tuple(int(h) for h in self.hidden_layer_sizes),
+            "input_shape": None
+            if self.input_shape is None
+            else tuple(int(s) for s in self.input_shape),
+            "critic": self.critic,
+            "objective": self.objective,
+            "whiten": bool(self.whiten),
+        }
 
     def _fit_views(self, plan: _FitPlan) -> Views:
         """The standardized training (and validation) rows on the training device,

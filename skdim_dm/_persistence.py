@@ -430,19 +430,9 @@ def _build(est, prior, fitted, path, device="cpu"):
     if not isinstance(noise_level, (int, float)) or isinstance(noise_level, bool):
         raise ModelFileError(f"{path}: invalid noise_level_ {noise_level!r}")
     try:
-        return build_networks(
-            n_features,
-            est.n_components,
-            base=prior.base,
-            noise_level=float(noise_level),
-            encoder=est.encoder,
-            hidden_layer_sizes=est.hidden_layer_sizes,
-            input_shape=est.input_shape,
-            critic=est.critic,
-            objective=est.objective,
-            whiten=est.whiten,
-            device=device,
-        )
+        # The same arguments fit builds its networks with.
+        params = est._network_params(n_features, prior.base.name, float(noise_level))
+        return build_networks(**params, device=device)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot rebuild the networks: {exc}") from None
 
