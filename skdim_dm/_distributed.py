@@ -46,8 +46,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._objective import infonce
-
 __all__ = ["Shard", "resolve_shard", "launched_distributed", "rank_generator"]
 
 #: Set in the environment of a process that initialized the process group from
@@ -324,7 +322,7 @@ class Shard:
 
     def pair_mi(self, encoder, critic, channel, view_a, view_b, generator, n_total):
         """InfoNCE estimate of a global batch of ``n_total`` pairs from this
-        rank's share of its views: the backbone runs on the share, the rest on
+        rank's share of its views, and the clean latents of the global batch: the backbone runs on the share, the rest on
         the gathered global batch exactly as one process runs it, drawing from
         ``generator``, which every rank holds in the same state."""
         n = view_a.shape[0]
@@ -334,7 +332,7 @@ class Shard:
         e = encoder.norm(torch.cat([both[:, :d], both[:, d:]]))
         critic.observe(e[:n_total], e[n_total:], generator)
         y = channel(e[:n_total], generator)
-        return infonce(critic(y, e[n_total:]))
+        return critic.bound(y, e[n_total:]), e
 
     def attach(self, encoder: nn.Module) -> list:
         """Make the batch statistics of the backbone's hidden BatchNorm layers

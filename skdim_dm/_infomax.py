@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ._augment import VIEWS, Views, make_views
+from ._base import get_base
 from ._data import (
     RowSource,
     RowSubset,
@@ -91,6 +92,7 @@ _FITTED = (
     "noise_level_",
     "prior_",
     "gaussianizer_",
+    "settings_",
     "mean_",
     "scale_",
     "_n_features_out",
@@ -106,6 +108,7 @@ _FITTED = (
 #: by the first call, as the networks and the standardization are).
 PARTIAL_FIT_MUTABLE = (
     "augmentation",
+    "match_weight",
     "n_neighbors",
     "input_noise",
     "batch_size",
@@ -200,6 +203,64 @@ def _global_rng_for_user_modules(encoder, device, seed):
         yield
 
 
+#: What the ``"auto"`` settings resolve to with a Gaussian-based prior and more
+#: than ``JOINT_MAX_COMPONENTS`` components: whitened latents, the sliced bound,
+#: neighbor views and the joint-matching term, on a fixed step budget with a cosine
+#: schedule. Measured in ``benchmarks/RESULTS.md``, "Defaults".
+AUTO_SLICED = {
+    "objective": "sliced",
+    "whiten": True,
+    "augmentation": "neighbors",
+    "match_weight": 20.0,
+    "max_steps": 600,
+    "learning_rate_schedule": "cosine",
+}
+#: What they resolve to otherwise (a uniform prior, or up to two components): the
+#: paper's configuration, which the defaults were before 0.6.
+AUTO_JOINT = {
+    "objective": "joint",
+    "whiten": False,
+    "augmentation": "gaussian",
+    "match_weight": 0.0,
+    "max_steps": None,
+    "learning_rate_schedule": "constant",
+}
+#: Up to this many components ``"auto"`` keeps the joint (paper's) objective.
+JOINT_MAX_COMPONENTS = 2
+
+
+def resolve_settings(params: dict, gaussian: bool, partial: bool = False) -> dict:
+    """The effective training settings: each ``"auto"`` parameter replaced by the
+    value of the configuration that suits ``n_components`` and the prior.
+
+    The choice is made on ``objective``: ``"auto"`` picks the sliced objective
+    for a Gaussian-based prior with more than ``JOINT_MAX_COMPONENTS`` components,
+    the joint one otherwise; every other ``"auto"`` takes that configuration's
+    value (an explicit ``objective`` picks the configuration of that objective:
+    ``AUTO_SLICED`` or ``AUTO_JOINT``). ``partial_fit`` has no horizon, so there
+    ``"auto"`` means no step budget and a constant learning rate.
+    """
+    objective = params["objective"]
+    if objective == "auto":
+        many = params["n_components"] > JOINT_MAX_COMPONENTS
+        objective = "sliced" if gaussian and many else "joint"
+    table = AUTO_SLICED if objective == "sliced" and gaussian else AUTO_JOINT
+    settings = {"objective": objective}
+    for name, auto in table.items():
+        if name == "objective":
+            continue
+        value = params[name]
+        settings[name] = auto if isinstance(value, str) and value == "auto" else value
+    if partial:
+        if params["max_steps"] == "auto":
+            settings["max_steps"] = None
+        if params["learning_rate_schedule"] == "auto":
+            settings["learning_rate_schedule"] = "constant"
+    settings["whiten"] = bool(settings["whiten"])
+    settings["match_weight"] = float(settings["match_weight"])
+    return settings
+
+
 @dataclass
 class _FitPlan:
     """What ``fit`` resolved from the data and parameters before building anything."""
@@ -222,6 +283,8 @@ class _FitPlan:
     moments: dict | None = None
     #: TrainConfig fields that differ from the parameters (partial_fit).
     train_overrides: dict | None = None
+    #: The effective settings, "auto" resolved (:func:`resolve_settings`).
+    settings: dict | None = None
 
 
 class CapacityWarning(UserWarning):
@@ -318,8 +381,11 @@ default="gaussian"
         of freedom); with ``augmentation="neighbors"`` it keeps classes apart
         where the Gaussian kernel crowds them (see ``benchmarks/RESULTS.md``).
 
-    objective : {"joint", "sliced"}, default="joint"
-        ``"joint"``: one InfoNCE bound on the mutual information of the whole
+    objective : {"auto", "joint", "sliced"}, default="auto"
+        ``"auto"`` picks ``"sliced"`` for a Gaussian-based prior with more than
+        two components and ``"joint"`` otherwise, and with it the configuration
+        that every other ``"auto"`` parameter takes (``settings_`` holds the
+        result; see Notes). ``"joint"``: one InfoNCE bound on the mutual information of the whole
         latent vector through the noisy channel, the paper's objective; its
         capacity is capped by ``log(batch_size)``. ``"sliced"`` (Gaussian prior,
         critic ``"gaussian"`` or ``"student"``): at every step the latents are
@@ -330,11 +396,27 @@ default="gaussian"
         Gaussian. ``mutual_info_`` is then the sum of the slices' estimates and
         ``kl_upper_bound_`` bounds the summed KL of the noise-smoothed slices.
 
-    whiten : bool, default=False
+    whiten : bool or "auto", default="auto"
+        ``"auto"``: True with the sliced objective, False otherwise.
         Gaussian prior: whiten the encoder output (zero mean, identity
         covariance, by batch Cholesky whitening while training and the exact
         statistics of the training set after it) instead of standardizing each
         component (batch normalization), so that components are decorrelated.
+
+    match_weight : float >= 0 or "auto", default="auto"
+        Weight of a joint-matching term added to the loss: the Epps-Pulley
+        distance (between the empirical characteristic function and the
+        prior's) of the clean latents of each batch projected on a fresh random
+        orthonormal frame, times ``n_components``, as LeJEPA's SIGReg
+        regularizes random projections (Balestriero and LeCun, 2025). A law
+        whose every projection matches is the prior (Cramer-Wold), so the term
+        pulls the joint law of the latents themselves toward ``N(0, I)``; the
+        InfoMax bound alone sees them only through the noise, which at the
+        sliced objective's low capacity per component hides most of their
+        shape. ``0`` turns it off; ``"auto"``: ``AUTO_SLICED["match_weight"]``
+        with the sliced objective and a Gaussian-based prior, 0 otherwise. Larger
+        weights match more closely and keep less (``benchmarks/RESULTS.md``,
+        "Defaults"). Logged per epoch as ``history_[i]["match"]``.
 
     gaussianize : int, default=0
         Gaussian prior: after training, fit a :class:`Gaussianizer` with this
@@ -347,8 +429,9 @@ default="gaussian"
         ``gaussianizer_``. With ``partial_fit`` it is refitted at every call on
         that call's rows.
 
-    augmentation : {"gaussian", "neighbors"} or callable, default="gaussian"
-        How the two views are made. ``"gaussian"`` is the paper's input channel
+    augmentation : {"auto", "gaussian", "neighbors"} or callable, default="auto"
+        How the two views are made. ``"auto"``: ``"neighbors"`` with the sliced
+        objective and a Gaussian-based prior, ``"gaussian"`` otherwise. ``"gaussian"`` is the paper's input channel
         ``sqrt(1 - s^2) x + s xi`` with ``s = input_noise`` on standardized
         features, applied twice to the same sample. ``"neighbors"`` makes the
         second view from one of the sample's ``n_neighbors`` nearest training
@@ -382,8 +465,9 @@ default="gaussian"
     batch_size : int, default=512
         Pairs per InfoNCE batch (capped at the training set size).
 
-    max_steps : int or None, default=None
-        When set, training runs exactly this many optimizer steps, whatever the
+    max_steps : int, None or "auto", default="auto"
+        ``"auto"``: ``AUTO_SLICED["max_steps"]`` with the sliced configuration
+        (``None`` in ``partial_fit``), ``None`` otherwise. When set, training runs exactly this many optimizer steps, whatever the
         data size (``max_epochs`` is then ignored, and the cosine schedule spans
         the steps): small data sets get enough updates, large ones a bounded
         budget.
@@ -394,7 +478,9 @@ default="gaussian"
     learning_rate : float, default=1e-3
         Adam step size for the encoder and critic.
 
-    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+    learning_rate_schedule : {"auto", "constant", "cosine"}, default="auto"
+        ``"auto"``: ``"cosine"`` with the sliced configuration, ``"constant"``
+        otherwise and in ``partial_fit``.
         ``"cosine"`` anneals the step size from ``learning_rate`` to 0 over
         ``max_epochs`` (over ``max_steps`` when that is set; set at every step);
         the schedule assumes the fit runs to the end, so early stopping or a
@@ -490,7 +576,17 @@ default="gaussian"
 
     kl_upper_bound_ : float or None
         ``capacity_ - mutual_info_``: an upper bound on the KL divergence from the
-        noise-smoothed latent to the scaled prior (Gaussian prior only).
+        **noise-smoothed** latent ``sqrt(1 - p^2) f(X) + p xi`` to the prior
+        (Gaussian prior only; per slice, summed, with the sliced objective). It
+        says nothing about the clean latents ``f(X)`` at scales finer than the
+        noise: at the low capacities the defaults use, a small value is
+        compatible with latents far from the prior. Judge the latents themselves
+        with ``joint_match_`` or :func:`skdim_dm.metrics.joint_match`.
+
+    settings_ : dict
+        The effective ``objective``, ``whiten``, ``augmentation``,
+        ``match_weight``, ``max_steps`` and ``learning_rate_schedule``, with
+        every ``"auto"`` resolved (see Notes).
 
     mean_, scale_ : ndarray of shape (n_features_in_,)
         Input standardization.
@@ -560,18 +656,23 @@ default="gaussian"
         "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
         "critic": [StrOptions(set(CRITICS))],
-        "objective": [StrOptions({"joint", "sliced"})],
-        "whiten": ["boolean"],
+        "objective": [StrOptions({"auto", "joint", "sliced"})],
+        "whiten": ["boolean", StrOptions({"auto"})],
+        "match_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "gaussianize": [Interval(Integral, 0, None, closed="left")],
-        "augmentation": [StrOptions(set(VIEWS)), callable],
+        "augmentation": [StrOptions({"auto", *VIEWS}), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"features", "global"}), None],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "max_steps": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, MAX_LEARNING_RATE, closed="right")],
-        "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
+        "learning_rate_schedule": [StrOptions({"auto", "constant", "cosine"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -598,18 +699,19 @@ default="gaussian"
         hidden_layer_sizes=(256, 256),
         input_shape=None,
         critic="gaussian",
-        objective="joint",
-        whiten=False,
+        objective="auto",
+        whiten="auto",
+        match_weight="auto",
         gaussianize=0,
-        augmentation="gaussian",
+        augmentation="auto",
         n_neighbors=10,
         input_noise=0.2,
         standardize="features",
         batch_size=512,
-        max_steps=None,
+        max_steps="auto",
         max_epochs=100,
         learning_rate=1e-3,
-        learning_rate_schedule="constant",
+        learning_rate_schedule="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -630,6 +732,7 @@ default="gaussian"
         self.critic = critic
         self.objective = objective
         self.whiten = whiten
+        self.match_weight = match_weight
         self.gaussianize = gaussianize
         self.augmentation = augmentation
         self.n_neighbors = n_neighbors
@@ -818,7 +921,7 @@ default="gaussian"
                 f"{changed} changed since the networks were built; partial_fit "
                 "continues the same model: restore them, or call fit to start over"
             )
-        if self.learning_rate_schedule != "constant":
+        if self.learning_rate_schedule not in ("constant", "auto"):
             raise ValueError(
                 "partial_fit has no horizon to anneal over: use "
                 "learning_rate_schedule='constant' (or fit)"
@@ -838,8 +941,11 @@ default="gaussian"
             )
             for seed in derive_seeds(self.random_state, 6)
         ]
+        settings = resolve_settings(
+            self.get_params(deep=False), self.prior_.base.gaussian, partial=True
+        )
         views = make_views(
-            self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
+            settings["augmentation"], self.input_noise, n_neighbors=self.n_neighbors
         )
         views.check_n_samples(X.shape[0])
         batch = min(self.batch_size, X.shape[0])
@@ -870,6 +976,7 @@ default="gaussian"
             shard,
             raw,
             overrides,
+            settings,
         )
 
     def _structure_params(self) -> dict:
@@ -919,7 +1026,7 @@ default="gaussian"
         X = self._validated(X, reset=True, min_samples=2)
         n_features = X.shape[1]
         self._check_params(n_features)
-        if partial and self.learning_rate_schedule != "constant":
+        if partial and self.learning_rate_schedule not in ("constant", "auto"):
             raise ValueError(
                 "partial_fit has no horizon to anneal over: use "
                 "learning_rate_schedule='constant' (or fit)"
@@ -934,14 +1041,15 @@ default="gaussian"
         if isinstance(X, RowSource):
             X_train = RowSubset(X, X_train)
             X_val = None if X_val is None else RowSubset(X, X_val)
+        settings = resolve_settings(self.get_params(deep=False), base.gaussian, partial)
         views = make_views(
-            self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
+            settings["augmentation"], self.input_noise, n_neighbors=self.n_neighbors
         )
         views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
         batch = min(self.batch_size, X_train.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
-        sliced = self.objective == "sliced"
+        sliced = settings["objective"] == "sliced"
         if self.noise_level == "auto":
             capacity = base.auto_capacity(self.n_components, batch, sliced=sliced)
             noise_level = base.noise_level(capacity, self.n_components)
@@ -978,6 +1086,7 @@ default="gaussian"
             shard,
             raw,
             overrides,
+            settings,
         )
 
     def _check_shards(self, shard, X, mean, scale, batch):
@@ -1003,6 +1112,8 @@ default="gaussian"
 
     def _network_params(self, n_features, base_name, noise_level) -> dict:
         """The keyword arguments of :func:`build_networks` (all but the seed)."""
+        gaussian = get_base(base_name).gaussian
+        settings = resolve_settings(self.get_params(deep=False), gaussian)
         return {
             "n_features": n_features,
             "n_components": self.n_components,
@@ -1014,8 +1125,8 @@ default="gaussian"
             if self.input_shape is None
             else tuple(int(s) for s in self.input_shape),
             "critic": self.critic,
-            "objective": self.objective,
-            "whiten": bool(self.whiten),
+            "objective": settings["objective"],
+            "whiten": settings["whiten"],
         }
 
     def _fit_views(self, plan: _FitPlan) -> Views:
@@ -1043,9 +1154,10 @@ default="gaussian"
         config = TrainConfig(
             batch_size=plan.batch_size,
             max_epochs=self.max_epochs,
-            max_steps=self.max_steps,
+            max_steps=plan.settings["max_steps"],
             learning_rate=self.learning_rate,
-            learning_rate_schedule=self.learning_rate_schedule,
+            learning_rate_schedule=plan.settings["learning_rate_schedule"],
+            match_weight=plan.settings["match_weight"],
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
@@ -1119,6 +1231,10 @@ default="gaussian"
         if any(True for _ in nets.critic.parameters()):
             self.critic_ = nets.critic.cpu().eval()
         self.prior_ = plan.prior
+        self.settings_ = {
+            k: v if isinstance(v, (str, bool, int, float, type(None))) else "callable"
+            for k, v in plan.settings.items()
+        }
         if self.gaussianize:
             self.gaussianizer_ = self._fit_gaussianizer(views.X, plan.seeds[6])
         self.mean_, self.scale_ = plan.mean, plan.scale
