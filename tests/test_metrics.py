@@ -308,6 +308,11 @@ def test_dm_report_gaussian():
     assert report["norm_ks_pvalue"] == norm_ks_test(Z).pvalue
     assert report["knn_kl"] == knn_kl_divergence(Z)
     assert report["mean_error"] == mean_error(Z)
+    joint = joint_match(Z, random_state=0)
+    for key in ("sliced_ratio", "sliced_max_ratio", "radial_ratio", "cov_ratio"):
+        assert report[key] == getattr(joint, key)
+        assert key in str(report)
+    assert report["sliced_ratio_q95"] == joint.sliced_ratio_q95
     assert "fraction_inside" not in report
     assert all(np.isfinite(v) for v in report.values())
     text = str(report)
@@ -326,6 +331,9 @@ def test_dm_report_uniform():
     assert report["fraction_inside"] == 1.0
     assert "hz_pvalue" not in report and "hz_bootstrap_pvalue" not in report
     assert report["component_ks_pvalue"] == component_ks_test(U, "uniform").pvalue
+    assert report["sliced_ratio"] == joint_match(U, "uniform").sliced_ratio
+    two = np.column_stack([U[:, :2], U[:, :1]])  # a repeated column: dependent
+    assert dm_report(two, prior="uniform")["sliced_ratio"] > 2
     assert "U([0, 1]^d)" in str(report) and "fraction_inside" in str(report)
 
 
