@@ -27,6 +27,7 @@ from ._metrics import (
 from ._scorers import (
     LATENT_METRICS,
     gaussianity_scorer,
+    joint_match_scorer,
     make_latent_scorer,
     prior_scorer,
     uniformity_scorer,
@@ -45,6 +46,7 @@ __all__ = [
     "gaussianity_scorer",
     "henze_zirkler",
     "joint_match",
+    "joint_match_scorer",
     "knn_kl_divergence",
     "make_latent_scorer",
     "marginal_ks",
