@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from skdim_dm._metrics import _joint_directions, _subsample_indices
+from skdim_dm._metrics import (
+    _cov_max_error,
+    _joint_directions,
+    _subsample_indices,
+    _wishart_cov_errors,
+)
 from skdim_dm.metrics import (
     DMReport,
     TestResult,
@@ -467,6 +472,17 @@ def test_joint_match_statistics_by_hand():
     np.testing.assert_allclose(np.linalg.norm(U, axis=1), 1.0)
 
 
+def test_wishart_cov_floor_matches_direct_exact_samples():
+    # Few points, where a wrong degree of freedom would show.
+    rng = np.random.default_rng(0)
+    direct = [_cov_max_error(rng.standard_normal((6, 3))) for _ in range(4000)]
+    bartlett = _wishart_cov_errors(6, 3, 4000, seed=0)
+    qs = [0.1, 0.5, 0.9]
+    np.testing.assert_allclose(
+        np.quantile(bartlett, qs), np.quantile(direct, qs), rtol=0.04
+    )
+
+
 @pytest.mark.parametrize("prior", ["gaussian", "uniform"])
 def test_joint_match_exact_prior_samples_score_about_one(prior):
     draw = {
@@ -523,6 +539,12 @@ def test_joint_match_uniform_path_sees_dependence_and_clips_faces():
     assert np.isfinite(res.radial_ratio) and np.isfinite(res.sliced_ratio)
     # 0.5% of the rows on the faces show in the tails: worse than the exact draws.
     assert res.radial_ratio > exact.radial_ratio
+
+
+def test_joint_match_with_fewer_samples_than_components():
+    # No Wishart law: the covariance floor comes from the exact samples.
+    res = joint_match(_normal(0, 5, 8), n_reference=4)
+    assert all(np.isfinite(v) and v > 0 for v in res[:5])
 
 
 def test_joint_match_is_deterministic_and_shares_directions_and_floor():
