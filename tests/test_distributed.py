@@ -100,13 +100,13 @@ def step_grads(nets, view_a, view_b, shard=None):
     shared = torch.Generator().manual_seed(SEED)  # the same state on every rank
     params = [p for m in (encoder, critic) for p in m.parameters()]
     if shard is None:
-        mi = _pair_mi(encoder, critic, channel, view_a, view_b, shared)
+        mi = _pair_mi(encoder, critic, channel, view_a, view_b, shared)[0]
         (-mi).backward()
     else:
         attached = shard.attach(encoder)
         n = view_a.shape[0]
         va, vb = shard.local(view_a), shard.local(view_b)
-        mi = _pair_mi(encoder, critic, channel, va, vb, shared, shard, n)
+        mi = _pair_mi(encoder, critic, channel, va, vb, shared, shard, n)[0]
         (-mi).backward()
         shard.reduce_gradients(encoder, critic)
         shard.detach(attached)
