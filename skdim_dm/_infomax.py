@@ -631,32 +631,28 @@ default="gaussian"
 
     Notes
     -----
-    Which settings to use (held-out latents, 3 seeds; the figures, commands and
-    the two-stage pipelines measured beside them are in ``benchmarks/RESULTS.md``,
-    "Frontier", and the README, "Choosing settings"):
+    The ``"auto"`` defaults resolve together (``settings_`` holds the result):
 
-    ============================  ==============================================
-    goal                          settings
-    ============================  ==============================================
-    closest HZ, d = 2             the defaults (the paper's views); they keep
-                                  the least information
-    images, d = 2, information    after ``PCA(50)``: ``standardize="global"``,
-                                  ``augmentation="neighbors"``,
-                                  ``critic="student"``, 1.725 nats per component,
-                                  ``learning_rate=2e-3``, cosine schedule,
-                                  ``max_steps=8000``, ``gaussianize=10``
-    d > 2, tables or images       ``whiten=True``, ``objective="sliced"``,
-                                  ``augmentation="neighbors"``,
-                                  ``critic="student"``, cosine schedule,
-                                  ``max_steps=1000`` (images: also
-                                  ``standardize="global"``)
-    small tables, best matching   ``PCA(d, whiten=True)`` then
-                                  :class:`Gaussianizer` (not this estimator)
-    ============================  ==============================================
+    ==========================  ===================  ============================
+    setting                     sliced configuration joint (paper's)
+                                (Gaussian-based      configuration (two
+                                prior, d > 2)        components, or uniform)
+    ==========================  ===================  ============================
+    ``objective``               ``"sliced"``         ``"joint"``
+    ``whiten``                  True                 False
+    ``augmentation``            ``"neighbors"``      ``"gaussian"``
+    ``match_weight``            30                   0
+    ``batch_size``              256                  512
+    ``max_steps``               600                  None (``max_epochs``)
+    ``learning_rate_schedule``  ``"cosine"``         ``"constant"``
+    ==========================  ===================  ============================
 
-    At d = 2 on MNIST the image settings keep less class information than
-    PCA(50) -> UMAP -> :class:`Gaussianizer` (MLP accuracy 0.81 against 0.93)
-    and match better (bootstrap Henze-Zirkler 0.45 against 0.41).
+    Set ``objective="joint"`` for the paper's configuration at any dimension;
+    any parameter given explicitly overrides its ``"auto"`` value. Measured on
+    held-out latents against ``PCA(d, whiten=True)`` and PCA followed by
+    Gaussianization in ``benchmarks/RESULTS.md``, "Defaults"; the recipes for
+    images at d = 2 and when a two-stage pipeline is the better choice are in
+    the README, "Choosing settings".
 
     References
     ----------
