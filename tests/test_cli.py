@@ -284,6 +284,83 @@ def test_report_into_a_closed_pipe_exits_quietly(tmp_path, capsys, monkeypatch):
     assert "BrokenPipeError" not in err and "Traceback" not in err, err
 
 
+def test_fit_into_a_closed_pipe_still_writes_the_latents_and_the_model(
+    tmp_path, data_files, monkeypatch
+):
+    # `fit ... --out Z --save M | head -1` with unbuffered output: the reader
+    # is gone after the first line, so every later print fails; the files the
+    # user asked for are written all the same.
+    from skdim_dm import NoiseInjectedInfoMax
+
+    d, X = data_files
+    z, model = tmp_path / "z.npy", tmp_path / "model"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = io.TextIOWrapper(io.FileIO(write_end, "w"), write_through=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        argv = ["fit", str(d / "X.npy"), *FAST, "--out", str(z), "--save", str(model)]
+        assert main([*argv, "--report", "--subsamples", "8"]) == 141
+        sys.stdout.flush()
+    finally:
+        monkeypatch.undo()
+        stdout.close()
+    assert np.load(z).shape == (150, 2)
+    est = NoiseInjectedInfoMax.load(model)
+    np.testing.assert_allclose(est.transform(X), np.load(z), rtol=1e-5, atol=1e-6)
+
+
+def _npy_claiming(path, shape):
+    """A tiny .npy file whose header claims ``shape`` of float64."""
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}"
+    header = header.ljust(117) + "\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+    path.write_bytes(data + header.encode("latin1") + bytes(64))
+
+
+@pytest.mark.parametrize("command", ["fit", "report"])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("long-csv-field", r"field larger than field limit"),
+        ("npy-claims-60-GiB", r"claims an array of shape \(2000000000, 4\)"),
+    ],
+)
+def test_oversized_fields_and_lying_npy_headers_are_one_line_errors(
+    tmp_path, capsys, command, kind, message
+):
+    if kind == "long-csv-field":
+        path = tmp_path / "x.csv"
+        path.write_text("x" * 200_000 + ",b\n1,2\n3,4\n")
+    else:
+        path = tmp_path / "x.npy"
+        _npy_claiming(path, (2_000_000_000, 4))
+    fit_args = [*FAST, "--out", str(tmp_path / "z.npy")]
+    argv = [command, str(path), *(fit_args if command == "fit" else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"skdim-dm {command}: error: cannot read")
+    assert re.search(message, err), err
+
+
+def test_fit_report_on_too_few_rows_is_refused_before_fitting(tmp_path, capsys):
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((60, 4)))
+    z = tmp_path / "z.npy"
+    argv = ["fit", str(path), *FAST, "--out", str(z), "--report"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "--report needs at least 64 rows for this prior; DATA has 60" in (
+        captured.err
+    )
+    assert "epochs run" not in captured.out and not z.exists()
+    # The uniform prior's report needs fewer rows: the same data reports.
+    assert main([*argv, "--prior", "uniform", "--subsamples", "8"]) == 0
+    assert z.exists()
+
+
 def test_demo_writes_nothing_into_the_working_directory(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")  # the figure path needs the `plot` extra
     import tempfile
