@@ -68,10 +68,6 @@ def main(argv=None) -> int:
     """Entry point of ``python -m skdim_dm`` and the ``skdim-dm`` script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else 30)
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
     from ._cli_commands import COMMANDS
 
     stdout = sys.stdout = _StdoutGuard(sys.stdout)

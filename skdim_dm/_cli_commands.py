@@ -161,8 +161,12 @@ def cmd_demo(args) -> int:
     est = _estimator(args)
     print(
         f"fitting {est.n_components}-D {describe_prior(args.prior)} latents on "
-        f"load_digits ({X.shape[0]} x {X.shape[1]}) for up to {args.max_epochs} "
-        "epochs..."
+        f"load_digits ({X.shape[0]} x {X.shape[1]}) for "
+        + (
+            f"{est.max_steps} steps..."
+            if est.max_steps is not None
+            else f"up to {est.max_epochs} epochs..."
+        )
     )
     t0 = time.perf_counter()
     try:
