@@ -567,7 +567,7 @@ def test_a_bad_value_is_refused_naming_the_accepted_forms(capsys):
         main(["fit", "x.npy", "--max-steps", "0"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "--max-steps: '0' is not an int in the range [1, inf) or none" in err
+    assert "--max-steps: '0' is not an int in the range [1, inf) or auto or none" in err
     with pytest.raises(SystemExit):
         main(["fit", "x.npy", "--critic", "nope"])
     assert "gaussian-adaptive/separable/student" in capsys.readouterr().err
@@ -583,7 +583,7 @@ def test_the_readme_recipes_run_from_the_command_line(tmp_path, data_files, caps
     model = tmp_path / "model"
     argv = ["fit", str(d / "X.npy"), "--hidden", "16", "--batch-size", "64"]
     argv += ["--n-components", "3", "--max-steps", "3", "--objective", "sliced"]
-    argv += ["--whiten", "--critic", "student", "--gaussianize", "2"]
+    argv += ["--whiten", "true", "--critic", "student", "--gaussianize", "2"]
     argv += ["--augmentation", "neighbors", "--learning-rate-schedule", "cosine"]
     assert main([*argv, "--threads", "1", "--save", str(model)]) == 0
     est = NoiseInjectedInfoMax.load(model)
