@@ -45,10 +45,12 @@ from ._persistence import (
 from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
 from ._training import TrainConfig, final_mi, optimizer_arrays, train
 from ._validation import (
+    FitSeeds,
     Interval,
     StrOptions,
     _fit_context,
     derive_seeds,
+    import_lazy_torch_modules,
     resolve_device,
 )
 
@@ -210,7 +212,7 @@ class _FitPlan:
     scale: np.ndarray
     prior: Prior
     device: torch.device
-    seeds: list[int]
+    seeds: FitSeeds
     batch_size: int
     capacity: float
     views: Views
@@ -681,15 +683,25 @@ default="gaussian"
             For invalid data or parameters, before anything is built or trained.
         FloatingPointError
             When the loss becomes non-finite; the estimator is left unfitted.
+        KeyboardInterrupt
+            When training is interrupted (Ctrl-C, or a callback raising it): the
+            weights trained so far are kept, the estimator is fitted with them,
+            and the interrupt propagates so that the caller stops too.
         """
         self._clear_fitted()
         try:
             with _thread_limit(self._threads()), _flush_denormals():
-                return self._fit(X)
+                result = self._fit(X)
         except BaseException:
             # A failed fit never leaves an estimator that looks fitted.
             self._clear_fitted()
             raise
+        if result.interrupted:
+            raise KeyboardInterrupt(
+                f"fit interrupted after {result.n_iter} epoch(s); the weights "
+                "trained so far are kept"
+            )
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -746,6 +758,9 @@ default="gaussian"
         ValueError
             For invalid data or parameters, or a parameter fixed by the first
             call that has changed; the estimator is left as it was.
+        KeyboardInterrupt
+            When the call is interrupted; the estimator is left as it was
+            before the call (unfitted, for the first call).
 
         See Also
         --------
@@ -769,7 +784,11 @@ default="gaussian"
             self._clear_fitted()
         try:
             with _thread_limit(self._threads()), _flush_denormals():
-                return self._fit(X, partial=True) if first else self._fit_more(X)
+                if first:
+                    self._fit(X, partial=True)
+                else:
+                    self._fit_more(X)
+            return self
         except BaseException:
             if first:
                 self._clear_fitted()
@@ -777,7 +796,8 @@ default="gaussian"
 
     def _fit_more(self, X):
         """A later partial_fit call: one pass over ``X`` from the current state,
-        trained on copies so that a failure leaves the estimator as it was."""
+        trained on copies and stored in one step at the end, so that a failure
+        or an interrupt leaves the estimator as it was."""
         device = resolve_device(self.device)
         shard = resolve_shard(self.distributed, device)
         if shard is None:
@@ -789,21 +809,21 @@ default="gaussian"
                 shard.agree(exc)
                 raise
             shard.agree(None)
-        built = build_networks(seed=plan.seeds[0], **plan.network_params)
+        import_lazy_torch_modules()
+        built = build_networks(seed=plan.seeds.weights, **plan.network_params)
         critic = (
             copy.deepcopy(self.critic_) if hasattr(self, "critic_") else built.critic
         )
         nets = Networks(copy.deepcopy(self.encoder_), critic, built.channel)
         views = self._fit_views(plan)
         result, mutual_info = self._train(nets, views, plan)
-        before = (self.n_iter_, self.n_steps_, list(self.history_))
-        self._store(nets, views, plan, result, mutual_info)
-        for entry in result.history:
-            entry["epoch"] += before[0]
-        self.n_iter_ = before[0] + result.n_iter
-        self.n_steps_ = before[1] + result.n_steps
-        self.history_ = before[2] + result.history
-        return self
+        fitted = self._fitted_state(nets, views, plan, result, mutual_info)
+        for entry in fitted["history_"]:
+            entry["epoch"] += self.n_iter_
+        fitted["n_iter_"] += self.n_iter_
+        fitted["n_steps_"] += self.n_steps_
+        fitted["history_"] = self.history_ + fitted["history_"]
+        self._store(fitted)
 
     def _plan_more(self, X, device, shard) -> _FitPlan:
         X = self._validated(X, reset=False, min_samples=2)
@@ -828,16 +848,7 @@ default="gaussian"
         if self.standardize == "global":
             previous = {k: v if k == "count" else v[0] for k, v in previous.items()}
         mean, scale, raw = self._standardization(X, previous)
-        calls = self.n_iter_
-        seeds = [
-            int(
-                np.random.SeedSequence(seed, spawn_key=(calls,)).generate_state(
-                    1, dtype=np.uint64
-                )[0]
-                >> np.uint64(1)
-            )
-            for seed in derive_seeds(self.random_state, 6)
-        ]
+        seeds = FitSeeds.derive(self.random_state, call=self.n_iter_)
         views = make_views(
             self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
         )
@@ -893,11 +904,15 @@ default="gaussian"
         }
 
     def _fit(self, X, partial=False):
+        """Fit from scratch; returns the training result (``interrupted`` when
+        ``fit`` was interrupted: the weights trained so far are stored)."""
         plan = self._plan(X, partial)
-        nets = build_networks(seed=plan.seeds[0], **plan.network_params)
+        import_lazy_torch_modules()
+        nets = build_networks(seed=plan.seeds.weights, **plan.network_params)
         views = self._fit_views(plan)
         result, mutual_info = self._train(nets, views, plan)
-        return self._store(nets, views, plan, result, mutual_info)
+        self._store(self._fitted_state(nets, views, plan, result, mutual_info))
+        return result
 
     def _plan(self, X, partial=False) -> _FitPlan:
         """Validate the data and parameters and resolve everything ``fit`` needs,
@@ -926,11 +941,11 @@ default="gaussian"
             )
         prior = resolve_prior(self.prior, self.n_components)
         base = prior.base
-        seeds = derive_seeds(self.random_state, 7)
+        seeds = FitSeeds.derive(self.random_state)
         if self.gaussianize and not base.gaussian:
             raise ValueError("gaussianize needs the Gaussian prior")
         mean, scale, raw = self._standardization(X)
-        X_train, X_val = (X, None) if partial else self._split(X, seeds[2])
+        X_train, X_val = self._split(X, seeds.split, hold_out=not partial)
         if isinstance(X, RowSource):
             X_train = RowSubset(X, X_train)
             X_val = None if X_val is None else RowSubset(X, X_val)
@@ -1031,7 +1046,7 @@ default="gaussian"
             return torch.as_tensor(a, device=plan.device)
 
         X_val = None if plan.X_val is None else to_tensor(plan.X_val)
-        gen = torch.Generator(device=plan.device).manual_seed(plan.seeds[5])
+        gen = torch.Generator(device=plan.device).manual_seed(plan.seeds.views)
         if plan.shard is None:
             return plan.views.fit(to_tensor(plan.X_train), X_val, gen)
         return plan.views.fit(to_tensor(plan.X_train), X_val, gen, shard=plan.shard)
@@ -1055,9 +1070,9 @@ default="gaussian"
         for name, value in (plan.train_overrides or {}).items():
             setattr(config, name, value)
         device, seeds, shard = plan.device, plan.seeds, plan.shard
-        generator = torch.Generator(device=device).manual_seed(seeds[1])
-        dist = {} if shard is None else {"shard": shard, "local_seed": seeds[1]}
-        with _global_rng_for_user_modules(self.encoder, device, seeds[4]):
+        generator = torch.Generator(device=device).manual_seed(seeds.training)
+        dist = {} if shard is None else {"shard": shard, "local_seed": seeds.training}
+        with _global_rng_for_user_modules(self.encoder, device, seeds.user_modules):
             result = train(
                 encoder,
                 critic,
@@ -1065,25 +1080,24 @@ default="gaussian"
                 views,
                 config,
                 generator,
-                seeds[3],
+                seeds.evaluation,
                 **dist,
             )
-            if result.interrupted:
-                warnings.warn(
-                    f"fit interrupted after {result.n_iter} epoch(s); keeping the "
-                    "weights trained so far",
-                    UserWarning,
-                    stacklevel=5,
-                )
+            if result.interrupted and plan.train_overrides is not None:
+                # partial_fit keeps nothing of an interrupted call.
+                raise KeyboardInterrupt("partial_fit interrupted")
             try:
                 if shard is None:
                     encoder.calibrate(views.X, max(plan.batch_size, 4096))
                 else:
                     encoder.calibrate(views.X, max(plan.batch_size, 4096), shard)
-                eval_gen = torch.Generator(device=device).manual_seed(seeds[3])
+                eval_gen = torch.Generator(device=device).manual_seed(seeds.evaluation)
                 extra = {}
                 if shard is not None:
-                    extra = {"shard": shard, "local_gen": shard.generator(seeds[3])}
+                    extra = {
+                        "shard": shard,
+                        "local_gen": shard.generator(seeds.evaluation),
+                    }
                 mutual_info = final_mi(
                     encoder,
                     critic,
@@ -1113,37 +1127,48 @@ default="gaussian"
             )
         return result, mutual_info
 
-    def _store(self, nets: Networks, views: Views, plan: _FitPlan, result, mutual_info):
-        """Fitted state, on the CPU."""
-        self.encoder_ = nets.encoder.cpu().eval()
+    def _fitted_state(
+        self, nets: Networks, views: Views, plan: _FitPlan, result, mutual_info
+    ) -> dict:
+        """The fitted attributes (on the CPU) that a call stores, computed
+        without touching the estimator."""
+        fitted = {"encoder_": nets.encoder.cpu().eval()}
         if any(True for _ in nets.critic.parameters()):
-            self.critic_ = nets.critic.cpu().eval()
-        self.prior_ = plan.prior
+            fitted["critic_"] = nets.critic.cpu().eval()
+        fitted["prior_"] = plan.prior
         if self.gaussianize:
-            self.gaussianizer_ = self._fit_gaussianizer(views.X, plan.seeds[6])
-        self.mean_, self.scale_ = plan.mean, plan.scale
-        self.n_iter_ = result.n_iter
-        self.n_steps_ = result.n_steps
-        self.history_ = result.history
-        self.n_samples_seen_ = int(plan.moments["rows"])
+            fitted["gaussianizer_"] = self._fit_gaussianizer(
+                fitted["encoder_"], views.X, plan.seeds.gaussianizer
+            )
+        fitted["mean_"], fitted["scale_"] = plan.mean, plan.scale
+        fitted["n_iter_"] = result.n_iter
+        fitted["n_steps_"] = result.n_steps
+        fitted["history_"] = result.history
+        fitted["n_samples_seen_"] = int(plan.moments["rows"])
         raw = plan.moments
-        self._input_moments = np.stack(
+        fitted["_input_moments"] = np.stack(
             [np.broadcast_to(np.float64(raw["count"]), np.shape(raw["m2"]) or (1,))]
             + [np.atleast_1d(raw[k]).astype(np.float64) for k in ("mean", "m2")]
         )
         if plan.train_overrides is not None:  # partial_fit: Adam resumes next call
             arrays = optimizer_arrays(result.optimizer_state)
-            self._adam_moments, self._adam_steps, self._adam_index = arrays
-        self.noise_level_ = plan.network_params["noise_level"]
-        self.capacity_ = plan.capacity
-        self.mutual_info_ = mutual_info
-        self.kl_upper_bound_ = (
+            keys = ("_adam_moments", "_adam_steps", "_adam_index")
+            fitted.update(zip(keys, arrays))
+        fitted["noise_level_"] = plan.network_params["noise_level"]
+        fitted["capacity_"] = plan.capacity
+        fitted["mutual_info_"] = mutual_info
+        fitted["kl_upper_bound_"] = (
             plan.capacity - mutual_info if plan.prior.base.bounds_kl else None
         )
-        self._n_features_out = self.n_components
-        self._cache = {}
-        self._structure = self._structure_params()
-        return self
+        fitted["_n_features_out"] = self.n_components
+        fitted["_cache"] = {}
+        fitted["_structure"] = self._structure_params()
+        return fitted
+
+    def _store(self, fitted: dict) -> None:
+        """Assign the fitted attributes all at once (one dict update, which an
+        interrupt cannot split)."""
+        self.__dict__.update(fitted)
 
     def _threads(self):
         """The thread count to use inside fit and transform, or None to leave it."""
@@ -1156,12 +1181,13 @@ default="gaussian"
         )
         return 1 if small_mlp else None
 
-    def _fit_gaussianizer(self, X: torch.Tensor, seed: int) -> Gaussianizer:
-        """The ``gaussianize`` step: a Gaussianizer fitted on the training latents."""
+    def _fit_gaussianizer(self, encoder, X: torch.Tensor, seed: int) -> Gaussianizer:
+        """The ``gaussianize`` step: a Gaussianizer fitted on the training latents
+        of ``encoder`` (on the CPU, in eval mode)."""
         with torch.no_grad():
             Z = torch.cat(
                 [
-                    self.encoder_(X[k : k + TRANSFORM_CHUNK].cpu())
+                    encoder(X[k : k + TRANSFORM_CHUNK].cpu())
                     for k in range(0, X.shape[0], TRANSFORM_CHUNK)
                 ]
             )
@@ -1241,9 +1267,10 @@ default="gaussian"
             )
         return mean, np.where(constant, 1.0, scale)
 
-    def _split(self, X, seed):
-        """Training and validation rows (for a RowSource, their row numbers)."""
-        if not self.early_stopping:
+    def _split(self, X, seed, hold_out=True):
+        """Training and validation rows (for a RowSource, their row numbers);
+        none are held out without ``early_stopping`` (or ``hold_out``)."""
+        if not (self.early_stopping and hold_out):
             return (None, None) if isinstance(X, RowSource) else (X, None)
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n))

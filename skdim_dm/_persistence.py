@@ -43,6 +43,7 @@ from torch import nn
 from ._gaussianize import Gaussianizer, gaussianizer_from_state, gaussianizer_state
 from ._networks import Networks, build_networks
 from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
+from ._validation import import_lazy_torch_modules
 from ._version import __version__
 
 __all__ = [
@@ -432,6 +433,7 @@ def _build(est, prior, fitted, path, device="cpu"):
     try:
         # The same arguments fit builds its networks with.
         params = est._network_params(n_features, prior.base.name, float(noise_level))
+        import_lazy_torch_modules()
         return build_networks(**params, device=device)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot rebuild the networks: {exc}") from None

@@ -242,6 +242,28 @@ def test_partial_fit_after_fit_continues_its_model(digits):
     assert est.n_iter_ == 3
 
 
+@pytest.mark.parametrize("kind", ["memmap", "dataset"])
+def test_every_partial_fit_call_reads_a_memmap_or_dataset_as_the_array(
+    tmp_path, digits, kind
+):
+    X = digits.astype(np.float32)
+    if kind == "memmap":
+        streamed = _memmap(tmp_path, X)
+    else:
+        streamed = torch.utils.data.TensorDataset(torch.as_tensor(X))
+    a, b = NoiseInjectedInfoMax(**KW), NoiseInjectedInfoMax(**KW)
+    for rows in (slice(0, 200), slice(200, 400)):
+        a.partial_fit(X[rows])
+        b.partial_fit(streamed[rows] if kind == "memmap" else _subset(streamed, rows))
+    assert b.n_iter_ == 2 and b.n_samples_seen_ == 400
+    assert np.array_equal(a.mean_, b.mean_) and np.array_equal(a.scale_, b.scale_)
+    assert np.array_equal(a.transform(X), b.transform(X))
+
+
+def _subset(dataset, rows):
+    return torch.utils.data.Subset(dataset, range(rows.start, rows.stop))
+
+
 def test_partial_fit_reads_a_memmap_chunk(tmp_path, digits):
     mm = _memmap(tmp_path, digits, np.float64)
     a = NoiseInjectedInfoMax(**KW).partial_fit(digits[:200]).partial_fit(digits[200:])

@@ -701,6 +701,25 @@ def test_random_state_reproducible_without_global_state(calibration):
     assert torch.equal(torch.random.get_rng_state(), torch_state)
 
 
+def test_an_interrupt_stops_the_detector_fit_at_once():
+    X = np.random.default_rng(12).standard_normal((120, 5))
+    epochs = []
+
+    def interrupt(epoch, logs):
+        epochs.append(epoch)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    emb = NoiseInjectedInfoMax(
+        hidden_layer_sizes=(8,), max_epochs=5, device="cpu", callbacks=[interrupt]
+    )
+    det = LatentOutlierDetector(emb, calibration="cross-conformal", n_folds=3)
+    with pytest.raises(KeyboardInterrupt):
+        det.fit(X)
+    assert epochs == [1, 2]  # no later epoch, no other fold
+    assert not hasattr(det, "embedders_")
+
+
 def test_folds_follow_random_state_without_an_embedder_seed():
     X = np.random.default_rng(11).standard_normal((40, 2))
     rows = [
