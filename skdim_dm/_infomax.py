@@ -1524,7 +1524,8 @@ default="gaussian"
         ModelFileError
             (a ``ValueError``) for a corrupt, incompatible or unsafe directory.
             Weights are read with ``torch.load(..., weights_only=True)``, so
-            nothing in the files is executed.
+            nothing in the files is executed; compressed entries are refused
+            before they are inflated, and every fitted attribute is checked.
         FileNotFoundError
             When ``path`` does not exist.
         """
