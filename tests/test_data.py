@@ -51,6 +51,19 @@ def test_a_memmap_fits_exactly_as_the_array(tmp_path, digits, dtype, config):
     assert b.n_features_in_ == X.shape[1] and not hasattr(b, "feature_names_in_")
 
 
+def test_a_memmap_whose_file_was_replaced_is_read_through_its_map(tmp_path, digits):
+    X = digits.astype(np.float64)
+    mm = _memmap(tmp_path, X, np.float64)
+    assert as_source(mm)._fd is not None  # the file is read with pread...
+    fresh = tmp_path / "fresh.npy"
+    np.save(fresh, X * 3 + 100)
+    fresh.replace(tmp_path / "X.npy")  # ...until another writer replaces it
+    assert as_source(mm)._fd is None
+    est = NoiseInjectedInfoMax(**KW).fit(mm)
+    assert np.array_equal(est.mean_, X.mean(0))
+    assert np.array_equal(est.transform(mm), est.transform(X))
+
+
 def test_chunked_moments_equal_numpys(tmp_path, monkeypatch, digits):
     import skdim_dm._data as data
 
