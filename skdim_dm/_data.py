@@ -334,6 +334,11 @@ class DatasetSource(RowSource):
                     f"Dataset item {rows[i]} has shape {row.shape}; item 0 has "
                     f"({self.n_features},)"
                 )
+            if row.dtype.kind not in "biuf":  # complex would be cast silently
+                what = "complex" if row.dtype.kind == "c" else f"of dtype {row.dtype}"
+                raise ValueError(
+                    f"Dataset item {rows[i]} is {what}; rows must be real numbers"
+                )
             out[i] = row
         return out
 

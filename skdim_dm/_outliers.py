@@ -201,7 +201,10 @@ def _gaussian_latents(embedder, X, n_samples: int) -> np.ndarray:
     Target-space latents are mapped back to the base; uniform latents then go
     through the probit.
     """
-    Z = np.asarray(embedder.transform(X), dtype=np.float64)
+    Z = embedder.transform(X)
+    if np.iscomplexobj(Z):
+        raise ValueError("the embedder returned complex latents; they must be real")
+    Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or Z.shape[0] != n_samples:
         raise ValueError(
             f"the embedder must return latents of shape (n_samples, d); got {Z.shape}"

@@ -64,6 +64,24 @@ def test_a_memmap_whose_file_was_replaced_is_read_through_its_map(tmp_path, digi
     assert np.array_equal(est.transform(mm), est.transform(X))
 
 
+class _LaterRowComplex(torch.utils.data.Dataset):
+    def __init__(self, X, bad):
+        self.X, self.bad = X, bad
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i] + (1j if i == self.bad else 0)
+
+
+def test_a_dataset_with_a_later_complex_row_is_refused(digits):
+    est = NoiseInjectedInfoMax(**KW)
+    with pytest.raises(ValueError, match="item 100 is complex"):
+        est.fit(_LaterRowComplex(digits, 100))
+    assert not hasattr(est, "encoder_")
+
+
 def test_chunked_moments_equal_numpys(tmp_path, monkeypatch, digits):
     import skdim_dm._data as data
 

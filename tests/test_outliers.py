@@ -720,6 +720,14 @@ def test_an_interrupt_stops_the_detector_fit_at_once():
     assert not hasattr(det, "embedders_")
 
 
+def test_an_embedder_with_complex_latents_is_refused():
+    X = np.random.default_rng(13).standard_normal((100, 4))
+    complex_latents = FunctionTransformer(lambda A: A[:, :2] + 1j * A[:, 2:])
+    det = LatentOutlierDetector(complex_latents, statistic="mahalanobis")
+    with pytest.raises(ValueError, match="complex"):
+        det.fit(X)
+
+
 def test_folds_follow_random_state_without_an_embedder_seed():
     X = np.random.default_rng(11).standard_normal((40, 2))
     rows = [
