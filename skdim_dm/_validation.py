@@ -16,9 +16,9 @@ import torch
 from sklearn.base import _fit_context  # noqa: F401  (re-exported)
 from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
     HasMethods,
-    Interval,
     StrOptions,
 )
+from sklearn.utils._param_validation import Interval as _Interval
 
 __all__ = [
     "Interval",
@@ -64,6 +64,16 @@ def resolve_device(device) -> torch.device:
     raise ValueError(
         f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
     )
+
+
+class Interval(_Interval):
+    """scikit-learn's ``Interval`` constraint, refusing bools: ``True`` is an
+    ``Integral`` to Python, so ``gaussianize=True`` or ``max_steps=True`` would
+    pass as 1. The error is scikit-learn's ``InvalidParameterError`` (a
+    ``ValueError``): "must be an int in the range [0, inf). Got True instead"."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
 
 
 def import_lazy_torch_modules() -> None:

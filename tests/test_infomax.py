@@ -455,6 +455,18 @@ def test_bad_parameters(params, match):
         NoiseInjectedInfoMax(**{**FAST, **params}).fit(X)
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["gaussianize", "max_steps", "max_epochs", "batch_size", "n_threads", "tol"],
+)
+def test_bools_are_refused_where_numbers_are_expected(name):
+    X = np.random.default_rng(0).standard_normal((30, 5))
+    est = NoiseInjectedInfoMax(**{**FAST, name: True})
+    with pytest.raises(ValueError, match=f"'{name}' parameter .* Got True"):
+        est.fit(X)
+    assert not hasattr(est, "encoder_")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 def test_cuda_requested_without_cuda():
     X = np.random.default_rng(0).standard_normal((30, 5))

@@ -653,6 +653,8 @@ def test_prefit_errors():
         ({"n_folds": 2.5}, "n_folds"),
         ({"n_neighbors": 0}, "n_neighbors"),
         ({"n_neighbors": 1.5}, "n_neighbors"),
+        ({"n_neighbors": True}, "'n_neighbors' parameter .* Got True"),
+        ({"calibration_size": True}, "'calibration_size' parameter .* Got True"),
         ({"random_state": "0"}, "random_state"),
         ({"calibration": "prior"}, "chi-square law"),
         ({"calibration_size": 19}, "leaves 1 training and 19 calibration"),
