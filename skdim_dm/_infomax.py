@@ -74,6 +74,10 @@ _INT_PARAMS = (
     "max_epochs",
     "n_iter_no_change",
 )
+#: Largest ``|mean| + std`` of a feature with ``standardize=None``: the float32
+#: networks see X unscaled, and on a 6-feature table fits at 1e19 times unit
+#: scale lost information while at 1e20 the latents collapsed to a constant.
+MAX_UNSCALED = 1e19
 #: ``n_threads="auto"`` runs MLP encoders up to this hidden width on one thread.
 AUTO_ONE_THREAD_WIDTH = 512
 #: Rows per chunk in ``transform``.
@@ -854,6 +858,7 @@ default="gaussian"
         )
         views.check_n_samples(X.shape[0])
         batch = min(self.batch_size, X.shape[0])
+        self._check_batch(batch, X.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
         network_params = self._network_params(
@@ -944,6 +949,12 @@ default="gaussian"
         seeds = FitSeeds.derive(self.random_state)
         if self.gaussianize and not base.gaussian:
             raise ValueError("gaussianize needs the Gaussian prior")
+        if self.objective == "sliced" and not base.gaussian:
+            raise ValueError(
+                "objective='sliced' needs the Gaussian prior: a law whose every "
+                "projection is Gaussian is Gaussian, while projections of a "
+                "uniform law are not uniform"
+            )
         mean, scale, raw = self._standardization(X)
         X_train, X_val = self._split(X, seeds.split, hold_out=not partial)
         if isinstance(X, RowSource):
@@ -954,6 +965,7 @@ default="gaussian"
         )
         views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
         batch = min(self.batch_size, X_train.shape[0])
+        self._check_batch(batch, X_train.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
         sliced = self.objective == "sliced"
@@ -994,6 +1006,17 @@ default="gaussian"
             raw,
             overrides,
         )
+
+    def _check_batch(self, batch, n_rows):
+        """``whiten=True`` whitens each batch by its own covariance, which has
+        rank at most ``batch - 1``."""
+        if self.whiten and batch <= self.n_components:
+            raise ValueError(
+                f"whiten=True whitens each batch by its covariance, which needs "
+                f"more rows than n_components={self.n_components}; batches have "
+                f"{batch} (batch_size={self.batch_size}, {n_rows} training rows): "
+                "raise batch_size, pass more rows, or lower n_components"
+            )
 
     def _check_shards(self, shard, X, mean, scale, batch):
         """Every process of a data-parallel fit must see the same data and
@@ -1237,18 +1260,33 @@ default="gaussian"
         """``(mean, scale, moments)``: the input scaling and the running moments
         it came from, over ``X`` (and the ``previous`` moments of partial_fit)."""
         axis = None if self.standardize == "global" else 0
-        if previous is None:
-            mean, std = _moments(X, axis)
-            count = X.shape[0] * (1 if axis == 0 else X.shape[1])
-            raw = {"count": count, "mean": mean, "m2": std * std * count}
-        else:
-            raw = update_moments(previous, X, axis)
-            mean, std = raw["mean"], np.sqrt(raw["m2"] / raw["count"])
+        # Squares of values beyond ~1e154 overflow: reported by _scaling.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if previous is None:
+                mean, std = _moments(X, axis)
+                count = X.shape[0] * (1 if axis == 0 else X.shape[1])
+                raw = {"count": count, "mean": mean, "m2": std * std * count}
+            else:
+                raw = update_moments(previous, X, axis)
+                mean, std = raw["mean"], np.sqrt(raw["m2"] / raw["count"])
         n_rows = raw["count"] // (1 if axis == 0 else X.shape[1])
         raw["rows"] = n_rows
         return (*self._scaling(mean, std, n_rows, X.shape[1]), raw)
 
     def _scaling(self, mean, scale, n_samples, n_features):
+        magnitude = float(np.max(np.abs(mean) + scale))
+        if self.standardize is None and not magnitude <= MAX_UNSCALED:
+            raise ValueError(
+                f"standardize=None feeds X unscaled to the float32 networks, and "
+                f"its features reach magnitudes of {magnitude:.3g} (mean + std), "
+                f"beyond {MAX_UNSCALED:g}, where their arithmetic overflows; use "
+                "standardize='features' or 'global', or rescale X"
+            )
+        if not np.all(np.isfinite(scale) & np.isfinite(mean)):
+            raise ValueError(
+                "X is too large to standardize: the variance of its values "
+                "overflows float64 (magnitudes beyond about 1e154); rescale X"
+            )
         if self.standardize is None:
             if _is_constant(scale, mean, n_samples).all():
                 raise ValueError(

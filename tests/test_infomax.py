@@ -467,6 +467,23 @@ def test_bools_are_refused_where_numbers_are_expected(name):
     assert not hasattr(est, "encoder_")
 
 
+@pytest.mark.parametrize(
+    "scale, params, match",
+    [
+        (1e160, {}, "too large to standardize.*overflows float64"),
+        (1e160, {"standardize": "global"}, "too large to standardize"),
+        (1e150, {"standardize": None}, "standardize=None feeds X unscaled"),
+        (1e21, {"standardize": None}, "magnitudes of .*e\\+21"),
+    ],
+)
+def test_huge_finite_input_is_refused_naming_the_overflow(scale, params, match):
+    X = np.random.default_rng(0).standard_normal((60, 4)) * scale
+    est = NoiseInjectedInfoMax(**{**FAST, **params})
+    with pytest.raises(ValueError, match=match):
+        est.fit(X)
+    assert not hasattr(est, "encoder_")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 def test_cuda_requested_without_cuda():
     X = np.random.default_rng(0).standard_normal((30, 5))

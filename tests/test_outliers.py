@@ -730,6 +730,14 @@ def test_an_embedder_with_complex_latents_is_refused():
         det.fit(X)
 
 
+@pytest.mark.parametrize("statistic", ["mahalanobis", "knn", "prior"])
+def test_an_embedder_with_huge_latents_is_refused_naming_their_scale(statistic):
+    X = np.random.default_rng(14).standard_normal((100, 4))
+    huge = FunctionTransformer(lambda A: A * 1e200)
+    with pytest.raises(ValueError, match="latents as large as .*e\\+200"):
+        LatentOutlierDetector(huge, statistic=statistic).fit(X)
+
+
 def test_folds_follow_random_state_without_an_embedder_seed():
     X = np.random.default_rng(11).standard_normal((40, 2))
     rows = [
