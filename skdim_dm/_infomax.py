@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -46,10 +47,12 @@ from ._persistence import (
 from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
 from ._training import TrainConfig, final_mi, optimizer_arrays, train
 from ._validation import (
+    FitSeeds,
     Interval,
     StrOptions,
     _fit_context,
     derive_seeds,
+    import_lazy_torch_modules,
     resolve_device,
 )
 
@@ -73,6 +76,10 @@ _INT_PARAMS = (
     "max_epochs",
     "n_iter_no_change",
 )
+#: Largest ``|mean| + std`` of a feature with ``standardize=None``: the float32
+#: networks see X unscaled, and on a 6-feature table fits at 1e19 times unit
+#: scale lost information while at 1e20 the latents collapsed to a constant.
+MAX_UNSCALED = 1e19
 #: ``n_threads="auto"`` runs MLP encoders up to this hidden width on one thread.
 AUTO_ONE_THREAD_WIDTH = 512
 #: Rows per chunk in ``transform``.
@@ -147,19 +154,69 @@ def _is_constant(scale, mean, n_samples):
     return var <= n_samples * eps * var + (n_samples * mean * eps) ** 2
 
 
+def _in_new_thread(function):
+    """``function()`` run in a new thread: torch's thread count there is the
+    one new threads start with."""
+    out = []
+    thread = threading.Thread(target=lambda: out.append(function()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+class _ThreadLimits:
+    """The thread settings while fits and transforms run, restored whatever the
+    interleaving of overlapping calls (fits in several Python threads).
+
+    Three settings change: the BLAS pools' sizes (per process), the calling
+    thread's torch count (OpenMP keeps one per thread) and the count new
+    threads start with (the last one set anywhere). Each call restores its own
+    thread's count; the first call in saves the other two and the last call out
+    restores them. Saving all three per call, interleaved, left them at one
+    call's count instead of the caller's."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.saved = None
+
+    @contextlib.contextmanager
+    def limit(self, n_threads: int):
+        own = torch.get_num_threads()
+        with self.lock:
+            if self.active == 0:
+                default = _in_new_thread(torch.get_num_threads)
+                self.saved = (default, threadpool_limits(limits=n_threads))
+            else:
+                threadpool_limits(limits=n_threads)  # restored by the first
+            self.active += 1
+            torch.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            with self.lock:
+                torch.set_num_threads(own)
+                self.active -= 1
+                if self.active == 0:
+                    default, blas = self.saved
+                    self.saved = None
+                    blas.restore_original_limits()
+                    if default != own:
+                        _in_new_thread(lambda: torch.set_num_threads(default))
+
+
+_THREAD_LIMITS = _ThreadLimits()
+
+
 @contextlib.contextmanager
 def _thread_limit(n_threads):
-    """Run with ``n_threads`` torch and BLAS threads, restoring both afterwards."""
+    """Run with ``n_threads`` torch and BLAS threads; the settings are restored
+    when the last overlapping call ends."""
     if n_threads is None:
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
-    try:
-        with threadpool_limits(limits=int(n_threads)):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with _THREAD_LIMITS.limit(int(n_threads)):
+        yield
 
 
 def _denormals_flushed() -> bool:
@@ -274,7 +331,7 @@ class _FitPlan:
     scale: np.ndarray
     prior: Prior
     device: torch.device
-    seeds: list[int]
+    seeds: FitSeeds
     batch_size: int
     capacity: float
     views: Views
@@ -531,9 +588,15 @@ default="gaussian"
         thread for the MLP encoder with hidden widths up to 512, whose matrix
         products are too small to split profitably (on a busy 2-core machine the
         README snippet took 38 to 68 s with two threads and 13 s with one) and
-        leaves the settings alone otherwise; ``None`` never changes them. Torch's
-        thread count is process-wide, so fits running in several Python threads
-        at once share it (it affects speed, never results).
+        leaves the settings alone otherwise; ``None`` never changes them. The
+        count changes how float sums are split, so results agree only to float
+        rounding at first, and training amplifies the difference: with 1
+        against 2 threads, latents differed by up to 3.8e-7 after 2 epochs of
+        a small fit, 7e-3 after 20 epochs and 1.1 (median 0.036) after the
+        default 100 epochs on digits. Set ``n_threads`` and ``random_state``
+        for repeatable results. Torch's thread count is process-wide, so fits
+        running in several Python threads at once share it; the settings from
+        before the first of them are restored when the last one ends.
 
     verbose : bool, default=False
         Show a progress bar with the loss and MI per epoch.
@@ -812,15 +875,25 @@ default="gaussian"
             For invalid data or parameters, before anything is built or trained.
         FloatingPointError
             When the loss becomes non-finite; the estimator is left unfitted.
+        KeyboardInterrupt
+            When training is interrupted (Ctrl-C, or a callback raising it): the
+            weights trained so far are kept, the estimator is fitted with them,
+            and the interrupt propagates so that the caller stops too.
         """
         self._clear_fitted()
         try:
             with _thread_limit(self._threads()), _flush_denormals():
-                return self._fit(X)
+                result = self._fit(X)
         except BaseException:
             # A failed fit never leaves an estimator that looks fitted.
             self._clear_fitted()
             raise
+        if result.interrupted:
+            raise KeyboardInterrupt(
+                f"fit interrupted after {result.n_iter} epoch(s); the weights "
+                "trained so far are kept"
+            )
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -877,6 +950,9 @@ default="gaussian"
         ValueError
             For invalid data or parameters, or a parameter fixed by the first
             call that has changed; the estimator is left as it was.
+        KeyboardInterrupt
+            When the call is interrupted; the estimator is left as it was
+            before the call (unfitted, for the first call).
 
         See Also
         --------
@@ -900,7 +976,11 @@ default="gaussian"
             self._clear_fitted()
         try:
             with _thread_limit(self._threads()), _flush_denormals():
-                return self._fit(X, partial=True) if first else self._fit_more(X)
+                if first:
+                    self._fit(X, partial=True)
+                else:
+                    self._fit_more(X)
+            return self
         except BaseException:
             if first:
                 self._clear_fitted()
@@ -908,7 +988,8 @@ default="gaussian"
 
     def _fit_more(self, X):
         """A later partial_fit call: one pass over ``X`` from the current state,
-        trained on copies so that a failure leaves the estimator as it was."""
+        trained on copies and stored in one step at the end, so that a failure
+        or an interrupt leaves the estimator as it was."""
         device = resolve_device(self.device)
         shard = resolve_shard(self.distributed, device)
         if shard is None:
@@ -920,21 +1001,21 @@ default="gaussian"
                 shard.agree(exc)
                 raise
             shard.agree(None)
-        built = build_networks(seed=plan.seeds[0], **plan.network_params)
+        import_lazy_torch_modules()
+        built = build_networks(seed=plan.seeds.weights, **plan.network_params)
         critic = (
             copy.deepcopy(self.critic_) if hasattr(self, "critic_") else built.critic
         )
         nets = Networks(copy.deepcopy(self.encoder_), critic, built.channel)
         views = self._fit_views(plan)
         result, mutual_info = self._train(nets, views, plan)
-        before = (self.n_iter_, self.n_steps_, list(self.history_))
-        self._store(nets, views, plan, result, mutual_info)
-        for entry in result.history:
-            entry["epoch"] += before[0]
-        self.n_iter_ = before[0] + result.n_iter
-        self.n_steps_ = before[1] + result.n_steps
-        self.history_ = before[2] + result.history
-        return self
+        fitted = self._fitted_state(nets, views, plan, result, mutual_info)
+        for entry in fitted["history_"]:
+            entry["epoch"] += self.n_iter_
+        fitted["n_iter_"] += self.n_iter_
+        fitted["n_steps_"] += self.n_steps_
+        fitted["history_"] = self.history_ + fitted["history_"]
+        self._store(fitted)
 
     def _plan_more(self, X, device, shard) -> _FitPlan:
         X = self._validated(X, reset=False, min_samples=2)
@@ -959,16 +1040,7 @@ default="gaussian"
         if self.standardize == "global":
             previous = {k: v if k == "count" else v[0] for k, v in previous.items()}
         mean, scale, raw = self._standardization(X, previous)
-        calls = self.n_iter_
-        seeds = [
-            int(
-                np.random.SeedSequence(seed, spawn_key=(calls,)).generate_state(
-                    1, dtype=np.uint64
-                )[0]
-                >> np.uint64(1)
-            )
-            for seed in derive_seeds(self.random_state, 6)
-        ]
+        seeds = FitSeeds.derive(self.random_state, call=self.n_iter_)
         settings = resolve_settings(
             self.get_params(deep=False), self.prior_.base.gaussian, partial=True
         )
@@ -977,6 +1049,7 @@ default="gaussian"
         )
         views.check_n_samples(X.shape[0])
         batch = min(settings["batch_size"], X.shape[0])
+        self._check_batch(batch, X.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
         network_params = self._network_params(
@@ -1028,13 +1101,17 @@ default="gaussian"
         }
 
     def _fit(self, X, partial=False):
+        """Fit from scratch; returns the training result (``interrupted`` when
+        ``fit`` was interrupted: the weights trained so far are stored)."""
         plan = self._plan(X, partial)
-        nets = build_networks(seed=plan.seeds[0], **plan.network_params)
+        import_lazy_torch_modules()
+        nets = build_networks(seed=plan.seeds.weights, **plan.network_params)
         views = self._fit_views(plan)
         result, mutual_info = self._train(nets, views, plan)
-        self._store(nets, views, plan, result, mutual_info)
-        self.joint_match_ = None if partial else self._diagnose(plan)
-        return self
+        self._store(self._fitted_state(nets, views, plan, result, mutual_info))
+        if not partial:
+            self.joint_match_ = self._diagnose(plan)
+        return result
 
     def _diagnose(self, plan: _FitPlan) -> dict | None:
         """The graded joint measure (:func:`~skdim_dm.metrics.joint_match`) of
@@ -1046,7 +1123,7 @@ default="gaussian"
         if isinstance(rows, RowSubset) or rows.shape[0] < DIAGNOSTIC_MIN_ROWS:
             return None
         if rows.shape[0] > DIAGNOSTIC_MAX_ROWS:
-            pick = np.random.default_rng(plan.seeds[3]).choice(
+            pick = np.random.default_rng(plan.seeds.evaluation).choice(
                 rows.shape[0], DIAGNOSTIC_MAX_ROWS, replace=False
             )
             rows = rows[np.sort(pick)]
@@ -1103,11 +1180,17 @@ default="gaussian"
             )
         prior = resolve_prior(self.prior, self.n_components)
         base = prior.base
-        seeds = derive_seeds(self.random_state, 7)
+        seeds = FitSeeds.derive(self.random_state)
         if self.gaussianize and not base.gaussian:
             raise ValueError("gaussianize needs the Gaussian prior")
+        if self.objective == "sliced" and not base.gaussian:
+            raise ValueError(
+                "objective='sliced' needs the Gaussian prior: a law whose every "
+                "projection is Gaussian is Gaussian, while projections of a "
+                "uniform law are not uniform"
+            )
         mean, scale, raw = self._standardization(X)
-        X_train, X_val = (X, None) if partial else self._split(X, seeds[2])
+        X_train, X_val = self._split(X, seeds.split, hold_out=not partial)
         if isinstance(X, RowSource):
             X_train = RowSubset(X, X_train)
             X_val = None if X_val is None else RowSubset(X, X_val)
@@ -1117,6 +1200,7 @@ default="gaussian"
         )
         views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
         batch = min(settings["batch_size"], X_train.shape[0])
+        self._check_batch(batch, X_train.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
         sliced = settings["objective"] == "sliced"
@@ -1158,6 +1242,17 @@ default="gaussian"
             overrides,
             settings,
         )
+
+    def _check_batch(self, batch, n_rows):
+        """``whiten=True`` whitens each batch by its own covariance, which has
+        rank at most ``batch - 1``."""
+        if self.whiten and batch <= self.n_components:
+            raise ValueError(
+                f"whiten=True whitens each batch by its covariance, which needs "
+                f"more rows than n_components={self.n_components}; batches have "
+                f"{batch} (batch_size={self.batch_size}, {n_rows} training rows): "
+                "raise batch_size, pass more rows, or lower n_components"
+            )
 
     def _check_shards(self, shard, X, mean, scale, batch):
         """Every process of a data-parallel fit must see the same data and
@@ -1212,7 +1307,7 @@ default="gaussian"
             return torch.as_tensor(a, device=plan.device)
 
         X_val = None if plan.X_val is None else to_tensor(plan.X_val)
-        gen = torch.Generator(device=plan.device).manual_seed(plan.seeds[5])
+        gen = torch.Generator(device=plan.device).manual_seed(plan.seeds.views)
         if plan.shard is None:
             return plan.views.fit(to_tensor(plan.X_train), X_val, gen)
         return plan.views.fit(to_tensor(plan.X_train), X_val, gen, shard=plan.shard)
@@ -1237,9 +1332,9 @@ default="gaussian"
         for name, value in (plan.train_overrides or {}).items():
             setattr(config, name, value)
         device, seeds, shard = plan.device, plan.seeds, plan.shard
-        generator = torch.Generator(device=device).manual_seed(seeds[1])
-        dist = {} if shard is None else {"shard": shard, "local_seed": seeds[1]}
-        with _global_rng_for_user_modules(self.encoder, device, seeds[4]):
+        generator = torch.Generator(device=device).manual_seed(seeds.training)
+        dist = {} if shard is None else {"shard": shard, "local_seed": seeds.training}
+        with _global_rng_for_user_modules(self.encoder, device, seeds.user_modules):
             result = train(
                 encoder,
                 critic,
@@ -1247,25 +1342,24 @@ default="gaussian"
                 views,
                 config,
                 generator,
-                seeds[3],
+                seeds.evaluation,
                 **dist,
             )
-            if result.interrupted:
-                warnings.warn(
-                    f"fit interrupted after {result.n_iter} epoch(s); keeping the "
-                    "weights trained so far",
-                    UserWarning,
-                    stacklevel=5,
-                )
+            if result.interrupted and plan.train_overrides is not None:
+                # partial_fit keeps nothing of an interrupted call.
+                raise KeyboardInterrupt("partial_fit interrupted")
             try:
                 if shard is None:
                     encoder.calibrate(views.X, max(plan.batch_size, 4096))
                 else:
                     encoder.calibrate(views.X, max(plan.batch_size, 4096), shard)
-                eval_gen = torch.Generator(device=device).manual_seed(seeds[3])
+                eval_gen = torch.Generator(device=device).manual_seed(seeds.evaluation)
                 extra = {}
                 if shard is not None:
-                    extra = {"shard": shard, "local_gen": shard.generator(seeds[3])}
+                    extra = {
+                        "shard": shard,
+                        "local_gen": shard.generator(seeds.evaluation),
+                    }
                 mutual_info = final_mi(
                     encoder,
                     critic,
@@ -1295,41 +1389,53 @@ default="gaussian"
             )
         return result, mutual_info
 
-    def _store(self, nets: Networks, views: Views, plan: _FitPlan, result, mutual_info):
-        """Fitted state, on the CPU."""
-        self.encoder_ = nets.encoder.cpu().eval()
+    def _fitted_state(
+        self, nets: Networks, views: Views, plan: _FitPlan, result, mutual_info
+    ) -> dict:
+        """The fitted attributes (on the CPU) that a call stores, computed
+        without touching the estimator."""
+        fitted = {"encoder_": nets.encoder.cpu().eval()}
         if any(True for _ in nets.critic.parameters()):
-            self.critic_ = nets.critic.cpu().eval()
-        self.prior_ = plan.prior
-        self.settings_ = {
+            fitted["critic_"] = nets.critic.cpu().eval()
+        fitted["prior_"] = plan.prior
+        fitted["settings_"] = {
             k: v if isinstance(v, (str, bool, int, float, type(None))) else "callable"
             for k, v in plan.settings.items()
         }
+        fitted["joint_match_"] = None
         if self.gaussianize:
-            self.gaussianizer_ = self._fit_gaussianizer(views.X, plan.seeds[6])
-        self.mean_, self.scale_ = plan.mean, plan.scale
-        self.n_iter_ = result.n_iter
-        self.n_steps_ = result.n_steps
-        self.history_ = result.history
-        self.n_samples_seen_ = int(plan.moments["rows"])
+            fitted["gaussianizer_"] = self._fit_gaussianizer(
+                fitted["encoder_"], views.X, plan.seeds.gaussianizer
+            )
+        fitted["mean_"], fitted["scale_"] = plan.mean, plan.scale
+        fitted["n_iter_"] = result.n_iter
+        fitted["n_steps_"] = result.n_steps
+        fitted["history_"] = result.history
+        fitted["n_samples_seen_"] = int(plan.moments["rows"])
         raw = plan.moments
-        self._input_moments = np.stack(
+        fitted["_input_moments"] = np.stack(
             [np.broadcast_to(np.float64(raw["count"]), np.shape(raw["m2"]) or (1,))]
             + [np.atleast_1d(raw[k]).astype(np.float64) for k in ("mean", "m2")]
         )
         if plan.train_overrides is not None:  # partial_fit: Adam resumes next call
             arrays = optimizer_arrays(result.optimizer_state)
-            self._adam_moments, self._adam_steps, self._adam_index = arrays
-        self.noise_level_ = plan.network_params["noise_level"]
-        self.capacity_ = plan.capacity
-        self.mutual_info_ = mutual_info
-        self.kl_upper_bound_ = (
+            keys = ("_adam_moments", "_adam_steps", "_adam_index")
+            fitted.update(zip(keys, arrays))
+        fitted["noise_level_"] = plan.network_params["noise_level"]
+        fitted["capacity_"] = plan.capacity
+        fitted["mutual_info_"] = mutual_info
+        fitted["kl_upper_bound_"] = (
             plan.capacity - mutual_info if plan.prior.base.bounds_kl else None
         )
-        self._n_features_out = self.n_components
-        self._cache = {}
-        self._structure = self._structure_params()
-        return self
+        fitted["_n_features_out"] = self.n_components
+        fitted["_cache"] = {}
+        fitted["_structure"] = self._structure_params()
+        return fitted
+
+    def _store(self, fitted: dict) -> None:
+        """Assign the fitted attributes all at once (one dict update, which an
+        interrupt cannot split)."""
+        self.__dict__.update(fitted)
 
     def _threads(self):
         """The thread count to use inside fit and transform, or None to leave it."""
@@ -1342,12 +1448,13 @@ default="gaussian"
         )
         return 1 if small_mlp else None
 
-    def _fit_gaussianizer(self, X: torch.Tensor, seed: int) -> Gaussianizer:
-        """The ``gaussianize`` step: a Gaussianizer fitted on the training latents."""
+    def _fit_gaussianizer(self, encoder, X: torch.Tensor, seed: int) -> Gaussianizer:
+        """The ``gaussianize`` step: a Gaussianizer fitted on the training latents
+        of ``encoder`` (on the CPU, in eval mode)."""
         with torch.no_grad():
             Z = torch.cat(
                 [
-                    self.encoder_(X[k : k + TRANSFORM_CHUNK].cpu())
+                    encoder(X[k : k + TRANSFORM_CHUNK].cpu())
                     for k in range(0, X.shape[0], TRANSFORM_CHUNK)
                 ]
             )
@@ -1397,18 +1504,33 @@ default="gaussian"
         """``(mean, scale, moments)``: the input scaling and the running moments
         it came from, over ``X`` (and the ``previous`` moments of partial_fit)."""
         axis = None if self.standardize == "global" else 0
-        if previous is None:
-            mean, std = _moments(X, axis)
-            count = X.shape[0] * (1 if axis == 0 else X.shape[1])
-            raw = {"count": count, "mean": mean, "m2": std * std * count}
-        else:
-            raw = update_moments(previous, X, axis)
-            mean, std = raw["mean"], np.sqrt(raw["m2"] / raw["count"])
+        # Squares of values beyond ~1e154 overflow: reported by _scaling.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if previous is None:
+                mean, std = _moments(X, axis)
+                count = X.shape[0] * (1 if axis == 0 else X.shape[1])
+                raw = {"count": count, "mean": mean, "m2": std * std * count}
+            else:
+                raw = update_moments(previous, X, axis)
+                mean, std = raw["mean"], np.sqrt(raw["m2"] / raw["count"])
         n_rows = raw["count"] // (1 if axis == 0 else X.shape[1])
         raw["rows"] = n_rows
         return (*self._scaling(mean, std, n_rows, X.shape[1]), raw)
 
     def _scaling(self, mean, scale, n_samples, n_features):
+        magnitude = float(np.max(np.abs(mean) + scale))
+        if self.standardize is None and not magnitude <= MAX_UNSCALED:
+            raise ValueError(
+                f"standardize=None feeds X unscaled to the float32 networks, and "
+                f"its features reach magnitudes of {magnitude:.3g} (mean + std), "
+                f"beyond {MAX_UNSCALED:g}, where their arithmetic overflows; use "
+                "standardize='features' or 'global', or rescale X"
+            )
+        if not np.all(np.isfinite(scale) & np.isfinite(mean)):
+            raise ValueError(
+                "X is too large to standardize: the variance of its values "
+                "overflows float64 (magnitudes beyond about 1e154); rescale X"
+            )
         if self.standardize is None:
             if _is_constant(scale, mean, n_samples).all():
                 raise ValueError(
@@ -1427,9 +1549,10 @@ default="gaussian"
             )
         return mean, np.where(constant, 1.0, scale)
 
-    def _split(self, X, seed):
-        """Training and validation rows (for a RowSource, their row numbers)."""
-        if not self.early_stopping:
+    def _split(self, X, seed, hold_out=True):
+        """Training and validation rows (for a RowSource, their row numbers);
+        none are held out without ``early_stopping`` (or ``hold_out``)."""
+        if not (self.early_stopping and hold_out):
             return (None, None) if isinstance(X, RowSource) else (X, None)
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n))
@@ -1683,7 +1806,8 @@ default="gaussian"
         ModelFileError
             (a ``ValueError``) for a corrupt, incompatible or unsafe directory.
             Weights are read with ``torch.load(..., weights_only=True)``, so
-            nothing in the files is executed.
+            nothing in the files is executed; compressed entries are refused
+            before they are inflated, and every fitted attribute is checked.
         FileNotFoundError
             When ``path`` does not exist.
         """

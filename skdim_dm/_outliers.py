@@ -198,13 +198,28 @@ def outlier_embedder(n_samples: int, n_features: int, **params) -> NoiseInjected
     return NoiseInjectedInfoMax(**rule)
 
 
+#: Largest latent magnitude the statistics take: Ledoit-Wolf's shrinkage sums
+#: fourth powers (NaN from 1e77 on), and the prior statistic's squared norms
+#: overflow from 1e154 on.
+MAX_LATENT = 1e75
+
+
 def _gaussian_latents(embedder, X, n_samples: int) -> np.ndarray:
     """The embedder's latents on ``N(0, I)`` for inliers of a matched embedder.
 
     Target-space latents are mapped back to the base; uniform latents then go
     through the probit.
     """
-    Z = np.asarray(embedder.transform(X), dtype=np.float64)
+    Z = embedder.transform(X)
+    if np.iscomplexobj(Z):
+        raise ValueError("the embedder returned complex latents; they must be real")
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.size and np.abs(Z).max() > MAX_LATENT:
+        raise ValueError(
+            f"the embedder returned latents as large as {np.abs(Z).max():.3g}: "
+            f"beyond {MAX_LATENT:g} the statistics overflow float64 (a matched "
+            "embedder's latents are of order 1; an unnormalized embedder?)"
+        )
     if Z.ndim != 2 or Z.shape[0] != n_samples:
         raise ValueError(
             f"the embedder must return latents of shape (n_samples, d); got {Z.shape}"

@@ -41,7 +41,6 @@ from sklearn.pipeline import Pipeline
 
 from . import _metrics
 from ._infomax import NoiseInjectedInfoMax
-from ._priors import resolve_prior
 
 __all__ = [
     "LATENT_METRICS",
@@ -225,15 +224,21 @@ class _LatentScorer:
 
     def __call__(self, estimator, X, y=None) -> float:
         Z, step = _latents(estimator, X)
+        if np.iscomplexobj(Z):  # np.asarray(Z, float64) would drop the imaginary part
+            raise ValueError(
+                f"{type(estimator).__name__} returned complex latents; latent "
+                "scorers need real numbers"
+            )
         kwargs = dict(self.kwargs)
         prior = self.prior
         if prior == "estimator":
             if step is None:  # not our estimator's latents: compare with N(0, I)
                 prior = "gaussian"
             else:
-                resolved = resolve_prior(step.prior)
-                Z = resolved.from_target(Z)
-                prior = resolved.base.name
+                # The prior the model was fitted for, not a set_params since.
+                fitted = step.prior_
+                Z = fitted.from_target(Z)
+                prior = fitted.base.name
         # The scorer's prior goes only to metrics that take one; a prior the user
         # put in kwargs is passed as given.
         if prior is not None and "prior" not in kwargs:

@@ -149,6 +149,8 @@ def test_max_steps_is_the_budget_whatever_the_data_size(X):
         ({"objective": "sliced", "critic": "separable"}, "sliced"),
         ({"critic": "student", "prior": "uniform"}, "Gaussian prior"),
         ({"gaussianize": 5, "prior": "uniform"}, "Gaussian prior"),
+        ({"objective": "sliced", "prior": "uniform", "n_components": 3}, "Gaussian"),
+        ({"whiten": True, "n_components": 8, "batch_size": 8}, "more rows than n_c"),
     ],
 )
 def test_incompatible_choices_fail_before_training(X, params, match):
@@ -161,6 +163,17 @@ def test_incompatible_choices_fail_before_training(X, params, match):
     assert epochs == []
     with pytest.raises(NotFittedError):
         check_is_fitted(est)
+
+
+def test_whiten_refuses_a_partial_fit_chunk_smaller_than_a_batch(X):
+    est = NoiseInjectedInfoMax(4, whiten=True, batch_size=64, **FAST)
+    est.partial_fit(X[:100])
+    Z = est.transform(X[:50])
+    with pytest.raises(ValueError, match="more rows than n_components=4"):
+        est.partial_fit(X[100:104])
+    assert est.n_iter_ == 1 and np.array_equal(est.transform(X[:50]), Z)
+    est.partial_fit(X[100:105])  # five rows are enough for four components
+    assert est.n_iter_ == 2
 
 
 @pytest.mark.parametrize(

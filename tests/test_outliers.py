@@ -653,6 +653,8 @@ def test_prefit_errors():
         ({"n_folds": 2.5}, "n_folds"),
         ({"n_neighbors": 0}, "n_neighbors"),
         ({"n_neighbors": 1.5}, "n_neighbors"),
+        ({"n_neighbors": True}, "'n_neighbors' parameter .* Got True"),
+        ({"calibration_size": True}, "'calibration_size' parameter .* Got True"),
         ({"random_state": "0"}, "random_state"),
         ({"calibration": "prior"}, "chi-square law"),
         ({"calibration_size": 19}, "leaves 1 training and 19 calibration"),
@@ -699,6 +701,41 @@ def test_random_state_reproducible_without_global_state(calibration):
     assert emb.random_state is None  # the user's embedder is not mutated
     np.testing.assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
     assert torch.equal(torch.random.get_rng_state(), torch_state)
+
+
+def test_an_interrupt_stops_the_detector_fit_at_once():
+    X = np.random.default_rng(12).standard_normal((120, 5))
+    epochs = []
+
+    def interrupt(epoch, logs):
+        epochs.append(epoch)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    emb = NoiseInjectedInfoMax(
+        hidden_layer_sizes=(8,), max_epochs=5, device="cpu", callbacks=[interrupt]
+    )
+    det = LatentOutlierDetector(emb, calibration="cross-conformal", n_folds=3)
+    with pytest.raises(KeyboardInterrupt):
+        det.fit(X)
+    assert epochs == [1, 2]  # no later epoch, no other fold
+    assert not hasattr(det, "embedders_")
+
+
+def test_an_embedder_with_complex_latents_is_refused():
+    X = np.random.default_rng(13).standard_normal((100, 4))
+    complex_latents = FunctionTransformer(lambda A: A[:, :2] + 1j * A[:, 2:])
+    det = LatentOutlierDetector(complex_latents, statistic="mahalanobis")
+    with pytest.raises(ValueError, match="complex"):
+        det.fit(X)
+
+
+@pytest.mark.parametrize("statistic", ["mahalanobis", "knn", "prior"])
+def test_an_embedder_with_huge_latents_is_refused_naming_their_scale(statistic):
+    X = np.random.default_rng(14).standard_normal((100, 4))
+    huge = FunctionTransformer(lambda A: A * 1e200)
+    with pytest.raises(ValueError, match="latents as large as .*e\\+200"):
+        LatentOutlierDetector(huge, statistic=statistic).fit(X)
 
 
 def test_folds_follow_random_state_without_an_embedder_seed():

@@ -81,6 +81,15 @@ def test_prior_scorer_equals_estimator_score(fitted, digits):
         assert value == -knn_kl_divergence(est.transform(X), prior)
 
 
+def test_prior_scorer_uses_the_fitted_prior_after_set_params(digits):
+    X, _ = digits
+    est = _small(prior=stats.expon()).fit(X[:300])
+    before = prior_scorer(est, X[300:])
+    for prior in ("gaussian", "uniform", stats.beta(2, 5)):
+        est.set_params(prior=prior)  # no effect until the next fit
+        assert prior_scorer(est, X[300:]) == before == est.score(X[300:])
+
+
 def test_gaussianity_and_uniformity_scorers(fitted, digits):
     X, _ = digits
     Zg = fitted["gaussian"].transform(X)
@@ -138,6 +147,19 @@ def test_scorers_take_the_latents_of_any_transformer_or_pipeline(digits):
     assert prior_scorer(nested, X, y) == -knn_kl_divergence(Zn)
     scaled = make_pipeline(StandardScaler(), LogisticRegression(max_iter=50)).fit(X, y)
     assert gaussianity_scorer(scaled, X) == -knn_kl_divergence(scaled[0].transform(X))
+
+
+@pytest.mark.parametrize(
+    "scorer",
+    [prior_scorer, gaussianity_scorer, uniformity_scorer]
+    + [make_latent_scorer(name) for name in sorted(LATENT_METRICS)],
+    ids=repr,
+)
+def test_latent_scorers_refuse_complex_latents(digits, scorer):
+    X, _ = digits
+    complex_latents = FunctionTransformer(lambda A: A[:, :2] + 1j * A[:, 2:4])
+    with pytest.raises(ValueError, match="complex"):
+        scorer(complex_latents.fit(X), X)
 
 
 def test_scorers_need_latents(digits):
