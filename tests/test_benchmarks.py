@@ -1,8 +1,10 @@
-"""The frontier benchmark runs end to end (``--quick``), so it cannot rot.
+"""The frontier and workflow benchmarks run end to end (``--quick``), so they
+cannot rot.
 
-Slow: run with ``python -m pytest -m slow tests/test_benchmarks.py``. MNIST is
-replaced by a small random file of the same layout, so nothing needs the real
-data; the UMAP method runs only where the ``bench`` extra is installed.
+The end-to-end runs are slow: ``python -m pytest -m slow tests/test_benchmarks.py``.
+MNIST is replaced by a small random file of the same layout, so nothing needs the
+real data; the UMAP method runs only where the ``bench`` extra is installed. The
+scripts run with this checkout's ``skdim_dm`` first on ``PYTHONPATH``.
 """
 
 import importlib.util
@@ -15,9 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench_frontier.py"
+ROOT = Path(__file__).parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_frontier.py"
 TASKS = ["mnist2", "digits8", "mnist16", "mnist64", "tabular8"]
-METHODS = ["ours-default", "ours-neighbors", "pca-whiten", "pca-rbig", "rbig-qt"]
+METHODS = [
+    "ours-default",
+    "ours-paper",
+    "ours-neighbors",
+    "pca-whiten",
+    "pca-rbig",
+    "rbig-qt",
+]
+JOINT = ["sliced_ratio", "sliced_max_ratio", "radial_ratio", "cov_ratio"]
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +45,21 @@ def fake_mnist(tmp_path_factory):
     return path
 
 
-def _run(args, cwd):
+def _env():
     env = {k: v for k, v in os.environ.items() if k != "SKDIM_DM_MNIST"}
     env["MPLBACKEND"] = "Agg"
+    # This checkout's package, not whichever one is installed.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
+    return env
+
+
+def _run(args, cwd, script=SCRIPT):
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
+        [sys.executable, str(script), *args],
         cwd=cwd,
-        env=env,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -72,10 +91,25 @@ def test_frontier_quick_writes_json_tables_and_figure(fake_mnist, tmp_path):
             assert 0.0 <= row[key] <= 1.0
         assert 0.0 <= row["lr_acc"] <= 1.0 and 0.0 <= row["mlp_acc"] <= 1.0
         assert row["fit_s"] > 0 and row["transform_s"] > 0
+        for key in JOINT:  # the graded joint measure, with its floor's quantile
+            assert row[key] > 0 and row[key + "_q95"] > 1.0
+        mnist = row["task"].startswith("mnist")
+        assert ("official_sliced_ratio" in row) == mnist  # the official test beside
+        assert ("official_ks_p" in row) == mnist and ("official_lr_acc" in row) == mnist
+    for name in TASKS:  # MNIST: 400 train rows and a 200-row iid holdout
+        info = result["tasks"][name]
+        if name.startswith("mnist"):
+            assert (info["n_train"], info["n_test"]) == (400, 200)
+            assert info["test"] == "iid holdout" and info["n_official_test"] == 200
+        else:
+            assert info["test"] == "test" and info["n_official_test"] is None
     info = result["tasks"]["mnist64"]
     assert info["boot_size"] == 128 and info["d"] == 64
     assert 0.2 < info["reference"]["0"]["hz"] < 0.7  # exact normal draws
+    assert 0.7 < info["reference"]["0"]["sliced_ratio"] < 1.3
     assert "| pca-rbig | 0 |" in res.stdout  # Markdown table rows
+    assert "| sliced | sliced worst | radial | cov |" in res.stdout
+    assert "sliced, official test" in res.stdout
     assert fig.stat().st_size > 5_000
     # Tables and figure again from the saved JSON, without rerunning.
     fig2 = tmp_path / "again.png"
@@ -119,8 +153,77 @@ def test_frontier_rejects_unknown_names_before_any_work(tmp_path, monkeypatch, c
     for name, factory in bench.METHODS.items():
         if name.startswith("umap"):  # the bench extra; see test_frontier_quick_umap
             continue
+        if not bench._available(name):  # refused up front: see the test below
+            continue
         est = factory(task, 8, 0)
         assert hasattr(est, "fit_transform") and hasattr(est, "transform"), name
+
+
+def test_frontier_methods_needing_a_newer_estimator_are_refused_up_front(
+    monkeypatch, capsys
+):
+    bench = _load_script(monkeypatch)
+    from skdim_dm import NoiseInjectedInfoMax
+
+    task = bench.Task("digits8", 8, False, 64)
+    if "match_weight" in NoiseInjectedInfoMax().get_params():
+        est = bench.METHODS["ours-default-nomatch"](task, 8, 0)
+        assert est.get_params()["match_weight"] == 0.0
+    else:
+        with pytest.raises(SystemExit) as exc:
+            bench.parse_args(["--methods", "ours-default-nomatch"])
+        assert exc.value.code == 2
+        assert "ours-default-nomatch (the match_weight parameter)" in (
+            capsys.readouterr().err
+        )
+        assert "ours-default-nomatch" not in bench.parse_args([]).methods
+    # A value the estimator rejects makes the method unavailable, not a crash.
+    monkeypatch.setitem(
+        bench.REQUIRES, "ours-paper", (lambda: bench.accepts(objective="magic"), "x")
+    )
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--methods", "ours-paper"])
+
+
+def test_frontier_defaults_row_sets_only_dimension_seed_and_standardization(
+    monkeypatch,
+):
+    bench = _load_script(monkeypatch)
+    from skdim_dm import NoiseInjectedInfoMax
+
+    stock = NoiseInjectedInfoMax().get_params()
+
+    def changed(est):
+        return {k for k, v in est.get_params().items() if v != stock[k]}
+
+    args = bench.parse_args([])
+    assert args.methods[:2] == ["ours-default", "ours-paper"]  # in every task
+    for image, standardize in ((True, "global"), (False, "features")):
+        task = bench.Task("t", 16, image, 784)
+        est = bench.METHODS["ours-default"](task, 16, 3)
+        assert changed(est) <= {"n_components", "random_state", "standardize"}
+        params = est.get_params()
+        assert (params["n_components"], params["random_state"]) == (16, 3)
+        assert params["standardize"] == standardize
+        paper = bench.METHODS["ours-paper"](task, 16, 3)
+        assert paper.get_params()["objective"] == "joint"
+        assert changed(paper) <= changed(est) | {"objective"}
+
+
+def test_frontier_mnist_holdout_is_iid_unused_rows_shared_by_all_tasks(monkeypatch):
+    bench = _load_script(monkeypatch)
+    train, holdout = bench.mnist_rows(60000, 20000, 10000)
+    # The fixed 20,000-row training subset of the earlier runs, unchanged.
+    np.testing.assert_array_equal(train, bench._subset(60000, 20000))
+    assert len(holdout) == 10000 and len(np.intersect1d(train, holdout)) == 0
+    # mnist2 trains on every other row and is judged on the same holdout.
+    train2, holdout2 = bench.mnist_rows(60000, 20000, 10000, all_but_holdout=True)
+    np.testing.assert_array_equal(holdout2, holdout)
+    assert len(train2) == 50000 and len(np.intersect1d(train2, holdout)) == 0
+    # Drawn from the rows outside the subset, not a block of them.
+    assert holdout.min() < 1000 and holdout.max() > 59000
+    with pytest.raises(SystemExit, match="holdout of 500 rows needs"):
+        bench.mnist_rows(700, 400, 500)
 
 
 @pytest.mark.slow
@@ -146,6 +249,8 @@ def test_frontier_resume_runs_only_missing_cells_and_replot_merges(
     common = ["--quick", "--tasks", "tabular8", "--out", str(out)]
     bench.main(common + ["--seeds", "0", "--methods", "pca-whiten"])
     first = json.loads(out.read_text())["runs"][0]
+    assert 1.0 < first["sliced_ratio"] < 20 and first["sliced_ratio_q95"] > 1.0
+    assert "sliced worst" in capsys.readouterr().out  # the joint columns
     bench.main(common + ["--seeds", "0", "1", "--methods", "pca-whiten", "--resume"])
     result = json.loads(out.read_text())
     assert [(r["method"], r["seed"]) for r in result["runs"]] == [
