@@ -10,8 +10,10 @@ scripts run with this checkout's ``skdim_dm`` first on ``PYTHONPATH``.
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +280,149 @@ def test_frontier_resume_runs_only_missing_cells_and_replot_merges(
     again = bench.merge_runs([merged, dict(merged, runs=[dict(first, lr_acc=-1.0)])])
     assert [r["lr_acc"] for r in again["runs"] if r["seed"] == 0] == [-1.0]
     capsys.readouterr()
+
+
+# --------------------------------------------------------------- bench_workflow
+WORKFLOW = ROOT / "benchmarks" / "bench_workflow.py"
+
+
+def _load_workflow(monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_workflow", WORKFLOW)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    monkeypatch.syspath_prepend(str(WORKFLOW.parent))  # its `from _common import`
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, "1"))
+    monkeypatch.setenv("NUMBA_NUM_THREADS", os.environ.get("NUMBA_NUM_THREADS", "1"))
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _recipe_params(est):
+    """Class and parameters of each step, less random_state (the script seeds)."""
+    steps = est.steps if hasattr(est, "steps") else [("", est)]
+    return [
+        (
+            type(step).__name__,
+            {
+                k: v
+                for k, v in step.get_params(deep=False).items()
+                if k != "random_state"
+            },
+        )
+        for _, step in steps
+    ]
+
+
+def test_workflow_recipes_are_the_readmes(monkeypatch, tmp_path):
+    bench = _load_workflow(monkeypatch)
+    readme = (ROOT / "README.md").read_text()
+    namespace = {"__name__": "__readme__"}
+    monkeypatch.chdir(tmp_path)
+    for code in re.findall(r"```python\n(.*?)```", readme, flags=re.S):
+        if "higher_d" in code:
+            exec(compile(code, "README.md", "exec"), namespace)
+    ours = bench.readme_recipes()
+    assert set(ours) == {"images_2d", "higher_d", "two_stage"}
+    for name, est in ours.items():
+        assert _recipe_params(est) == _recipe_params(namespace[name]), name
+
+
+def test_workflow_noise_grid_brackets_the_defaults_level(monkeypatch):
+    bench = _load_workflow(monkeypatch)
+    from skdim_dm import capacity_to_noise_level, noise_level_to_capacity
+
+    caps, levels = bench.noise_grid(0.3)
+    np.testing.assert_allclose(caps, [0.15, 0.3 / 2**0.5, 0.3, 0.3 * 2**0.5, 0.6])
+    assert levels[2] == pytest.approx(capacity_to_noise_level(2.4, 8))
+    assert levels == sorted(levels, reverse=True)  # more capacity, less noise
+    for c, level in zip(caps, levels):
+        assert noise_level_to_capacity(level, 8) == pytest.approx(8 * c)
+
+
+def test_workflow_repeats_alternate_and_ratios_pair_repeats(monkeypatch):
+    bench = _load_workflow(monkeypatch)
+    assert bench.alternate("abc", 0) == ["a", "b", "c"]
+    assert bench.alternate("abc", 1) == ["c", "b", "a"]
+    runs = [
+        {"config": "base", "repeat": 0, "t": 1.0},
+        {"config": "x", "repeat": 0, "t": 3.0},
+        {"config": "base", "repeat": 1, "t": 10.0},
+        {"config": "x", "repeat": 1, "t": 20.0},
+        {"config": "base", "repeat": 2, "t": 2.0},
+        {"config": "x", "repeat": 2, "t": 5.0},
+    ]
+    # Per-repeat ratios 3, 2, 2.5: their median, not the ratio of the medians.
+    assert bench.paired_ratio(runs, "x", "base", "t") == 2.5
+    assert bench.summarize(runs, "config", ("t",)) == {
+        "base": {"t": 2.0},
+        "x": {"t": 5.0},
+    }
+
+
+@pytest.mark.slow
+def test_workflow_quick_runs_every_section(fake_mnist, tmp_path):
+    out = tmp_path / "workflow.json"
+    res = _run(
+        ["--quick", "--repeats", "1", "--mnist", str(fake_mnist), "--ranks-mlp"]
+        + ["--out", str(out)],
+        tmp_path,
+        script=WORKFLOW,
+    )
+    assert res.returncode == 0, res.stderr[-4000:]
+    result = json.loads(out.read_text())
+    sections = result["sections"]
+    assert list(sections) == ["grid", "recipes", "steps", "sys", "ranks"]
+    for rec in sections.values():
+        assert len(rec["load_start"]) == 3 and len(rec["load_end"]) == 3
+        assert rec["probe_s_start"] > 0 and rec["probe_s_end"] > 0
+        # One run of every configuration per repeat.
+        configs = [r.get("config", r.get("search")) for r in rec["runs"]]
+        assert set(Counter(configs).values()) == {1}
+    grid = sections["grid"]
+    assert grid["noise_levels"][2] == pytest.approx(grid["resolved_noise_level"])
+    assert grid["summary"]["infomax"]["wall_s"] > 0
+    assert 0 < grid["summary"]["infomax"]["best_score"] <= 1
+    recipes = sections["recipes"]["summary"]
+    assert {"defaults", "higher_d", "two_stage", "images_2d"} <= set(recipes)
+    assert recipes["higher_d"]["fit_ratio_to"] == "defaults"
+    assert recipes["defaults"]["sliced_ratio"] > 0
+    steps = sections["steps"]["summary"]
+    assert len(steps) == 7 and steps["defaults"]["ratio_to_defaults"] == 1.0
+    assert all(s["ms_per_step"] > 0 for s in steps.values())
+    sys_ = sections["sys"]["summary"]
+    for s in sys_.values():
+        assert s["user_s"] > 0 and 0 <= s["sys_share"] < 1 and s["fit_s"] > 0
+    ranks = sections["ranks"]["summary"]
+    assert ranks["2 processes"]["identical_ranks"] is True
+    assert ranks["2 processes"]["fit_ratio"] > 0
+    assert sections["ranks"]["mlp"]["identical_ranks"] is True
+    for header in ("| search |", "| config | data |", "| allocator |", "| launch |"):
+        assert header in res.stdout
+
+
+def test_workflow_without_mnist_skips_its_sections_and_resume_keeps_sections(
+    monkeypatch, tmp_path, capsys
+):
+    bench = _load_workflow(monkeypatch)
+    monkeypatch.delenv("SKDIM_DM_MNIST", raising=False)
+    out = tmp_path / "w.json"
+    result = bench.main(["--quick", "--sections", "sys", "--out", str(out)])
+    rec = result["sections"]["sys"]
+    assert rec["notes"] == ["needs --mnist: skipped"] and "runs" not in rec
+    assert len(rec["load_start"]) == 3 and len(rec["load_end"]) == 3
+    assert "needs --mnist: skipped" in capsys.readouterr().out
+    # --resume keeps what --out has and runs only the missing sections.
+    again = bench.main(
+        ["--quick", "--resume", "--sections", "sys", "ranks", "--out", str(out)]
+    )
+    assert list(again["sections"]) == ["sys", "ranks"]
+    assert again["sections"]["sys"] == json.loads(json.dumps(rec))  # not rerun
+    assert again["sections"]["ranks"]["notes"] == ["needs --mnist: skipped"]
+    saved = json.loads(out.read_text())
+    assert list(saved["sections"]) == ["sys", "ranks"] and "resumed" in saved["command"]
+    with pytest.raises(SystemExit, match="quick=True"):  # not mixed with a full run
+        bench.main(["--resume", "--sections", "grid", "--out", str(out)])
