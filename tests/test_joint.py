@@ -85,7 +85,14 @@ def test_sliced_objective_measures_beyond_log_batch(X):
     # d = 8 at 1.15 nats per component is 9.2 nats, more than log(64) = 4.16:
     # one joint InfoNCE bound cannot exceed log N, eight sliced bounds can.
     params = dict(n_components=8, batch_size=64, noise_level=0.4, max_steps=150, **FAST)
-    sliced = NoiseInjectedInfoMax(objective="sliced", **params).fit(X)
+    # Same-sample views and no matching term: the bound alone, as in the paper.
+    sliced = NoiseInjectedInfoMax(
+        objective="sliced",
+        augmentation="gaussian",
+        match_weight=0.0,
+        learning_rate_schedule="constant",
+        **params,
+    ).fit(X)
     with pytest.warns(UserWarning, match="exceeds log"):
         joint = NoiseInjectedInfoMax(objective="joint", **params).fit(X)
     assert joint.mutual_info_ <= math.log(64) + 1e-6
@@ -166,7 +173,9 @@ def test_incompatible_choices_fail_before_training(X, params, match):
 
 
 def test_whiten_refuses_a_partial_fit_chunk_smaller_than_a_batch(X):
-    est = NoiseInjectedInfoMax(4, whiten=True, batch_size=64, **FAST)
+    est = NoiseInjectedInfoMax(
+        4, whiten=True, batch_size=64, augmentation="gaussian", **FAST
+    )
     est.partial_fit(X[:100])
     Z = est.transform(X[:50])
     with pytest.raises(ValueError, match="more rows than n_components=4"):
