@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
-from skdim_dm import NoiseInjectedInfoMax
+from skdim_dm import MatchWarning, NoiseInjectedInfoMax
 from skdim_dm._infomax import AUTO_JOINT, AUTO_SLICED, resolve_settings
 from skdim_dm._objective import epps_pulley
 
@@ -96,3 +96,30 @@ def test_the_papers_configuration_is_one_setting_away(digits):
     ).fit(digits)
     assert est.settings_ == AUTO_JOINT
     assert est.history_[-1]["epoch"] == 2
+
+
+def test_fit_measures_its_latents_and_warns_when_far_from_the_prior():
+    # The paper's configuration at d = 8 on digits: its latents fail the radial
+    # view (issue 17), and the fitted estimator says so instead of only
+    # reporting a small kl_upper_bound_.
+    X = StandardScaler().fit_transform(load_digits().data)
+    with pytest.warns(MatchWarning, match="far from the prior: radial_ratio"):
+        est = NoiseInjectedInfoMax(
+            n_components=8, objective="joint", max_epochs=20, random_state=0
+        ).fit(X)
+    report = est.joint_match_
+    assert report["rows"] == 1797 and report["held_out"] is False
+    assert report["radial_ratio"] > 2 * report["radial_ratio_q95"]
+
+
+def test_joint_match_is_measured_on_held_out_rows_with_early_stopping():
+    X = StandardScaler().fit_transform(load_digits().data)
+    est = NoiseInjectedInfoMax(
+        n_components=4,
+        max_steps=10,
+        early_stopping=True,
+        validation_fraction=0.2,
+        random_state=0,
+    ).fit(X)
+    assert est.joint_match_["held_out"] is True
+    assert est.joint_match_["rows"] == round(0.2 * len(X))
