@@ -157,7 +157,8 @@ def time_budget(seconds: float):
 def _quick_cap(params):
     """``--quick``: at most 2 epochs and 10 steps, whatever the defaults resolve to."""
     params["max_epochs"] = min(params.get("max_epochs", 100), 2)
-    params["max_steps"] = min(params.get("max_steps") or 10, 10)
+    steps = params.get("max_steps")
+    params["max_steps"] = min(steps if isinstance(steps, int) else 10, 10)
     return params
 
 

@@ -31,9 +31,11 @@ every time) so that runs on a busier or quieter machine can be told apart:
     Ratios are against the defaults (digits) and the UMAP pipeline (MNIST), per
     repeat.
 ``steps``
-    Milliseconds per training step on the digits split, d = 8, batch 512, by
-    objective and critic: joint/gaussian, sliced/gaussian, sliced/student, each
-    with and without ``whiten``, and the defaults. Each is fitted with
+    Milliseconds per training step on the digits split, d = 8, by objective and
+    critic at batch 512: joint/gaussian, sliced/gaussian, sliced/student, each
+    with and without ``whiten`` (every other parameter at its default, resolved
+    as the installed version resolves it; the resolved ``settings_`` are kept),
+    and the defaults at whatever batch they resolve to. Each is fitted with
     ``max_steps=--steps`` and with ``max_steps=1``; the per-step cost is the
     difference of the two fit times divided by the difference of their
     ``n_steps_`` (the 1-step fit removes the setup: validation, standardization,
@@ -433,7 +435,9 @@ def _cap(est, max_steps):
     steps = est.steps if hasattr(est, "steps") else [(None, est)]
     for _, step in steps:
         if isinstance(step, NoiseInjectedInfoMax):
-            step.set_params(max_steps=min(step.max_steps or max_steps, max_steps))
+            # None or "auto" (the defaults of later versions): the cap itself.
+            current = step.max_steps if isinstance(step.max_steps, int) else max_steps
+            step.set_params(max_steps=min(current, max_steps))
     return est
 
 
@@ -578,26 +582,46 @@ def table_recipes(rec):
 
 
 # ------------------------------------------------------------------ 3. steps
+B512 = {"batch_size": 512}
 #: name -> NoiseInjectedInfoMax parameters beside n_components=8, random_state=0.
+#: The explicit ones fix batch_size=512 (the defaults may resolve another).
 STEP_CONFIGS = {
     "defaults": {},
-    "joint/gaussian": {"objective": "joint", "critic": "gaussian", "whiten": False},
+    "joint/gaussian": {
+        "objective": "joint",
+        "critic": "gaussian",
+        "whiten": False,
+        **B512,
+    },
     "joint/gaussian+whiten": {
         "objective": "joint",
         "critic": "gaussian",
         "whiten": True,
+        **B512,
     },
-    "sliced/gaussian": {"objective": "sliced", "critic": "gaussian", "whiten": False},
+    "sliced/gaussian": {
+        "objective": "sliced",
+        "critic": "gaussian",
+        "whiten": False,
+        **B512,
+    },
     "sliced/gaussian+whiten": {
         "objective": "sliced",
         "critic": "gaussian",
         "whiten": True,
+        **B512,
     },
-    "sliced/student": {"objective": "sliced", "critic": "student", "whiten": False},
+    "sliced/student": {
+        "objective": "sliced",
+        "critic": "student",
+        "whiten": False,
+        **B512,
+    },
     "sliced/student+whiten": {
         "objective": "sliced",
         "critic": "student",
         "whiten": True,
+        **B512,
     },
 }
 
@@ -607,7 +631,7 @@ def section_steps(args, result):
     rec = sec.record
     Xtr = digits_split()[0]
     n_steps = 3 if args.quick else args.steps
-    rec.update(rows=len(Xtr), batch_size=512, max_steps=n_steps, configs=STEP_CONFIGS)
+    rec.update(rows=len(Xtr), max_steps=n_steps, configs=STEP_CONFIGS)
 
     def fit(params, steps):
         est = NoiseInjectedInfoMax(
@@ -628,9 +652,11 @@ def section_steps(args, result):
             t1, one = fit(params, 1)
             tn, many = fit(params, n_steps)
             steps = many.n_steps_ - one.n_steps_
+            settings = settings_of(many) or {}
             run = {
                 "repeat": rep,
                 "config": name,
+                "batch_size": settings.get("batch_size", many.batch_size),
                 "fit_1_s": t1,
                 "fit_n_s": tn,
                 "n_steps": many.n_steps_,
@@ -638,8 +664,7 @@ def section_steps(args, result):
                 "load_before": load0,
                 "load_after": load(),
             }
-            settings = settings_of(many)
-            if settings is not None:
+            if settings:
                 run["settings"] = settings
             runs.append(run)
             print(
@@ -647,7 +672,8 @@ def section_steps(args, result):
                 f"({many.n_steps_} steps {tn:.2f} s, 1 step {t1:.2f} s)",
                 flush=True,
             )
-    rec["summary"] = summarize(runs, "config", ("ms_per_step", "fit_1_s", "fit_n_s"))
+    fields = ("ms_per_step", "fit_1_s", "fit_n_s", "batch_size")
+    rec["summary"] = summarize(runs, "config", fields)
     for name in STEP_CONFIGS:
         rec["summary"][name]["ratio_to_defaults"] = paired_ratio(
             runs, name, "defaults", "ms_per_step"
@@ -657,16 +683,16 @@ def section_steps(args, result):
 
 def table_steps(rec):
     lines = [
-        f"Per-step cost, digits ({rec['rows']} rows), d = 8, batch "
-        f"{rec['batch_size']}: (fit with max_steps={rec['max_steps']} - fit with "
-        "max_steps=1) / their difference in steps",
+        f"Per-step cost, digits ({rec['rows']} rows), d = 8: (fit with "
+        f"max_steps={rec['max_steps']} - fit with max_steps=1) / their difference "
+        "in steps",
         "",
-        "| config | ms/step (median) | / defaults | 1-step fit s |",
-        "|---|---|---|---|",
+        "| config | batch | ms/step (median) | / defaults | 1-step fit s |",
+        "|---|---|---|---|---|",
     ]
     for name, s in rec["summary"].items():
         lines.append(
-            f"| {name} | {_fmt(s['ms_per_step'], '.1f')} | "
+            f"| {name} | {s['batch_size']} | {_fmt(s['ms_per_step'], '.1f')} | "
             f"{_fmt(s['ratio_to_defaults'], '.2f')} | {_fmt(s['fit_1_s'], '.2f')} |"
         )
     return lines
