@@ -812,11 +812,13 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         marginal rank ``j = 1 + #{calibration scores >= s(x)}`` becomes
         ``max(b_j, j / (n_cal + 1))`` (1 for ``j = n_cal + 1``), with ``b`` the
         Simes-type bound of Bates et al. (2023), ``k = n_cal // 2``
-        (:func:`~skdim_dm._outliers.simes_bounds`). Simes rather than the DKW
-        band (``b_j = j / n + sqrt(log(1 / delta) / (2 n))``), which the same
-        paper gives: Simes is exact (the probability is ``1 - delta``, not
-        more) and its bounds are tighter near the small ranks an outlier test
-        uses. Only with ``calibration="conformal"``: the theorem needs
+        (:func:`~skdim_dm._outliers.simes_bounds`). Simes rather than the
+        paper's DKW version (the margin ``sqrt(log(2 / delta) / (2 n_cal))``
+        added to every marginal p-value): Simes is exact (the probability is
+        ``1 - delta``, not more) and much tighter at the small ranks an outlier
+        test uses (at ``0.9``, ``alpha = 0.05`` and 1,200 calibration rows it
+        flags the top 41 ranks, DKW the top 17). Only with
+        ``calibration="conformal"``: the theorem needs
         calibration scores that are i.i.d. given one fitted model, which
         cross-conformal scores (from ``n_folds`` models, each fitted on the
         others' calibration rows) are not, and ``"prior"`` has no calibration
