@@ -46,8 +46,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._objective import infonce
-
 __all__ = ["Shard", "resolve_shard", "launched_distributed", "rank_generator"]
 
 #: Set in the environment of a process that initialized the process group from
@@ -112,6 +110,7 @@ def resolve_shard(distributed, device: torch.device) -> Shard | None:
                 f"but {' and '.join(missing)} is not set: launch with torchrun, or "
                 "pass distributed=False"
             )
+        _check_launch_env()
         if device.type == "cuda":
             torch.cuda.set_device(local_device(device))
         dist.init_process_group(backend=backend, init_method="env://")
@@ -120,6 +119,39 @@ def resolve_shard(distributed, device: torch.device) -> Shard | None:
         # ("terminate called without an active exception", seen with gloo).
         atexit.register(_destroy_group)
     return Shard(device=local_device(device))
+
+
+def _check_launch_env() -> None:
+    """``ValueError`` for launch variables that cannot describe a process of the
+    group: ``init_process_group`` would wait (for ever, or its long timeout) for
+    peers that never come, e.g. ``RANK=5`` with ``WORLD_SIZE=2``."""
+    values = {}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT"):
+        text = os.environ.get(name)
+        if text is None:
+            continue
+        try:
+            values[name] = int(text)
+        except ValueError:
+            raise ValueError(
+                f"{name}={text!r} is not an integer: the launch variables of a "
+                "data-parallel fit are inconsistent (launch with torchrun, or pass "
+                "distributed=False)"
+            ) from None
+    world, rank = values["WORLD_SIZE"], values.get("RANK", -1)
+    problems = []
+    if not 0 <= rank < world:
+        problems.append(f"RANK={rank} must be in [0, WORLD_SIZE={world})")
+    if not 0 <= values.get("LOCAL_RANK", 0) < world:
+        problems.append(f"LOCAL_RANK={values['LOCAL_RANK']} must be in [0, {world})")
+    if not 0 < values.get("MASTER_PORT", 1) < 65536:
+        problems.append(f"MASTER_PORT={values['MASTER_PORT']} is not a TCP port")
+    if problems:
+        raise ValueError(
+            "the launch variables of this data-parallel fit are inconsistent: "
+            + "; ".join(problems)
+            + " (launch with torchrun, or pass distributed=False)"
+        )
 
 
 def _destroy_group() -> None:
@@ -324,7 +356,7 @@ class Shard:
 
     def pair_mi(self, encoder, critic, channel, view_a, view_b, generator, n_total):
         """InfoNCE estimate of a global batch of ``n_total`` pairs from this
-        rank's share of its views: the backbone runs on the share, the rest on
+        rank's share of its views, and the clean latents of the global batch: the backbone runs on the share, the rest on
         the gathered global batch exactly as one process runs it, drawing from
         ``generator``, which every rank holds in the same state."""
         n = view_a.shape[0]
@@ -334,7 +366,7 @@ class Shard:
         e = encoder.norm(torch.cat([both[:, :d], both[:, d:]]))
         critic.observe(e[:n_total], e[n_total:], generator)
         y = channel(e[:n_total], generator)
-        return infonce(critic(y, e[n_total:]))
+        return critic.bound(y, e[n_total:]), e
 
     def attach(self, encoder: nn.Module) -> list:
         """Make the batch statistics of the backbone's hidden BatchNorm layers

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ._augment import VIEWS, Views, make_views
+from ._base import get_base
 from ._data import (
     RowSource,
     RowSubset,
@@ -35,7 +36,7 @@ from ._data import (
 )
 from ._distributed import Shard, resolve_shard
 from ._gaussianize import Gaussianizer
-from ._metrics import prior_match_score
+from ._metrics import joint_match, prior_match_score
 from ._networks import CRITICS, Networks, build_networks, conv_input_shape
 from ._persistence import (
     blobs_to_modules,
@@ -98,6 +99,8 @@ _FITTED = (
     "noise_level_",
     "prior_",
     "gaussianizer_",
+    "settings_",
+    "joint_match_",
     "mean_",
     "scale_",
     "_n_features_out",
@@ -113,6 +116,7 @@ _FITTED = (
 #: by the first call, as the networks and the standardization are).
 PARTIAL_FIT_MUTABLE = (
     "augmentation",
+    "match_weight",
     "n_neighbors",
     "input_noise",
     "batch_size",
@@ -257,6 +261,66 @@ def _global_rng_for_user_modules(encoder, device, seed):
         yield
 
 
+#: What the ``"auto"`` settings resolve to with a Gaussian-based prior and more
+#: than ``JOINT_MAX_COMPONENTS`` components: whitened latents, the sliced bound,
+#: neighbor views and the joint-matching term, on a fixed step budget with a cosine
+#: schedule. Measured in ``benchmarks/RESULTS.md``, "Defaults".
+AUTO_SLICED = {
+    "objective": "sliced",
+    "whiten": True,
+    "augmentation": "neighbors",
+    "match_weight": 30.0,
+    "batch_size": 256,
+    "max_steps": 600,
+    "learning_rate_schedule": "cosine",
+}
+#: What they resolve to otherwise (a uniform prior, or up to two components): the
+#: paper's configuration, which the defaults were before 0.2.
+AUTO_JOINT = {
+    "objective": "joint",
+    "whiten": False,
+    "augmentation": "gaussian",
+    "match_weight": 0.0,
+    "batch_size": 512,
+    "max_steps": None,
+    "learning_rate_schedule": "constant",
+}
+#: Up to this many components ``"auto"`` keeps the joint (paper's) objective.
+JOINT_MAX_COMPONENTS = 2
+
+
+def resolve_settings(params: dict, gaussian: bool, partial: bool = False) -> dict:
+    """The effective training settings: each ``"auto"`` parameter replaced by the
+    value of the configuration that suits ``n_components`` and the prior.
+
+    The choice is made on ``objective``: ``"auto"`` picks the sliced objective
+    for a Gaussian-based prior with more than ``JOINT_MAX_COMPONENTS`` components,
+    the joint one otherwise; every other ``"auto"`` takes that configuration's
+    value (an explicit ``objective`` picks the configuration of that objective:
+    ``AUTO_SLICED`` or ``AUTO_JOINT``). ``partial_fit`` has no horizon, so there
+    ``"auto"`` means no step budget and a constant learning rate.
+    """
+    objective = params["objective"]
+    if objective == "auto":
+        many = params["n_components"] > JOINT_MAX_COMPONENTS
+        objective = "sliced" if gaussian and many else "joint"
+    table = AUTO_SLICED if objective == "sliced" and gaussian else AUTO_JOINT
+    settings = {"objective": objective}
+    for name, auto in table.items():
+        if name == "objective":
+            continue
+        value = params[name]
+        settings[name] = auto if isinstance(value, str) and value == "auto" else value
+    if partial:
+        if params["max_steps"] == "auto":
+            settings["max_steps"] = None
+        if params["learning_rate_schedule"] == "auto":
+            settings["learning_rate_schedule"] = "constant"
+    settings["whiten"] = bool(settings["whiten"])
+    settings["match_weight"] = float(settings["match_weight"])
+    return settings
+
+
 @dataclass
 class _FitPlan:
     """What ``fit`` resolved from the data and parameters before building anything."""
@@ -279,10 +343,25 @@ class _FitPlan:
     moments: dict | None = None
     #: TrainConfig fields that differ from the parameters (partial_fit).
     train_overrides: dict | None = None
+    #: The effective settings, "auto" resolved (:func:`resolve_settings`).
+    settings: dict | None = None
 
 
 class CapacityWarning(UserWarning):
     """The channel capacity exceeds what InfoNCE can measure with this batch size."""
+
+
+class MatchWarning(UserWarning):
+    """The fitted latents are far from the prior by the graded joint measure."""
+
+
+#: Diagnostics after fit: at most this many rows are encoded and measured, and
+#: none below ``DIAGNOSTIC_MIN_ROWS`` (too few to tell anything from the floor).
+DIAGNOSTIC_MAX_ROWS = 2000
+DIAGNOSTIC_MIN_ROWS = 200
+#: ``MatchWarning`` when a ratio exceeds this multiple of its exact-sample 95%
+#: quantile.
+DIAGNOSTIC_TOLERANCE = 2.0
 
 
 class NoiseInjectedInfoMax(
@@ -375,8 +454,11 @@ default="gaussian"
         of freedom); with ``augmentation="neighbors"`` it keeps classes apart
         where the Gaussian kernel crowds them (see ``benchmarks/RESULTS.md``).
 
-    objective : {"joint", "sliced"}, default="joint"
-        ``"joint"``: one InfoNCE bound on the mutual information of the whole
+    objective : {"auto", "joint", "sliced"}, default="auto"
+        ``"auto"`` picks ``"sliced"`` for a Gaussian-based prior with more than
+        two components and ``"joint"`` otherwise, and with it the configuration
+        that every other ``"auto"`` parameter takes (``settings_`` holds the
+        result; see Notes). ``"joint"``: one InfoNCE bound on the mutual information of the whole
         latent vector through the noisy channel, the paper's objective; its
         capacity is capped by ``log(batch_size)``. ``"sliced"`` (Gaussian prior,
         critic ``"gaussian"`` or ``"student"``): at every step the latents are
@@ -387,11 +469,27 @@ default="gaussian"
         Gaussian. ``mutual_info_`` is then the sum of the slices' estimates and
         ``kl_upper_bound_`` bounds the summed KL of the noise-smoothed slices.
 
-    whiten : bool, default=False
+    whiten : bool or "auto", default="auto"
+        ``"auto"``: True with the sliced objective, False otherwise.
         Gaussian prior: whiten the encoder output (zero mean, identity
         covariance, by batch Cholesky whitening while training and the exact
         statistics of the training set after it) instead of standardizing each
         component (batch normalization), so that components are decorrelated.
+
+    match_weight : float >= 0 or "auto", default="auto"
+        Weight of a joint-matching term added to the loss: the Epps-Pulley
+        distance (between the empirical characteristic function and the
+        prior's) of the clean latents of each batch projected on a fresh random
+        orthonormal frame, times ``n_components``, as LeJEPA's SIGReg
+        regularizes random projections (Balestriero and LeCun, 2025). A law
+        whose every projection matches is the prior (Cramer-Wold), so the term
+        pulls the joint law of the latents themselves toward ``N(0, I)``; the
+        InfoMax bound alone sees them only through the noise, which at the
+        sliced objective's low capacity per component hides most of their
+        shape. ``0`` turns it off; ``"auto"``: ``AUTO_SLICED["match_weight"]``
+        with the sliced objective and a Gaussian-based prior, 0 otherwise. Larger
+        weights match more closely and keep less (``benchmarks/RESULTS.md``,
+        "Defaults"). Logged per epoch as ``history_[i]["match"]``.
 
     gaussianize : int, default=0
         Gaussian prior: after training, fit a :class:`Gaussianizer` with this
@@ -404,8 +502,9 @@ default="gaussian"
         ``gaussianizer_``. With ``partial_fit`` it is refitted at every call on
         that call's rows.
 
-    augmentation : {"gaussian", "neighbors"} or callable, default="gaussian"
-        How the two views are made. ``"gaussian"`` is the paper's input channel
+    augmentation : {"auto", "gaussian", "neighbors"} or callable, default="auto"
+        How the two views are made. ``"auto"``: ``"neighbors"`` with the sliced
+        objective and a Gaussian-based prior, ``"gaussian"`` otherwise. ``"gaussian"`` is the paper's input channel
         ``sqrt(1 - s^2) x + s xi`` with ``s = input_noise`` on standardized
         features, applied twice to the same sample. ``"neighbors"`` makes the
         second view from one of the sample's ``n_neighbors`` nearest training
@@ -436,11 +535,15 @@ default="gaussian"
         Input scaling learned in ``fit``: per feature (zero mean, unit variance),
         one mean and scale for all features (suits images), or none.
 
-    batch_size : int, default=512
-        Pairs per InfoNCE batch (capped at the training set size).
+    batch_size : int or "auto", default="auto"
+        Pairs per InfoNCE batch (capped at the training set size). ``"auto"``:
+        256 with the sliced configuration (each slice's bound is capped by
+        ``log(256) = 5.5`` nats, far above its capacity, and a step costs a
+        quarter of 512's in the critic), 512 otherwise.
 
-    max_steps : int or None, default=None
-        When set, training runs exactly this many optimizer steps, whatever the
+    max_steps : int, None or "auto", default="auto"
+        ``"auto"``: ``AUTO_SLICED["max_steps"]`` with the sliced configuration
+        (``None`` in ``partial_fit``), ``None`` otherwise. When set, training runs exactly this many optimizer steps, whatever the
         data size (``max_epochs`` is then ignored, and the cosine schedule spans
         the steps): small data sets get enough updates, large ones a bounded
         budget.
@@ -451,7 +554,9 @@ default="gaussian"
     learning_rate : float, default=1e-3
         Adam step size for the encoder and critic.
 
-    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+    learning_rate_schedule : {"auto", "constant", "cosine"}, default="auto"
+        ``"auto"``: ``"cosine"`` with the sliced configuration, ``"constant"``
+        otherwise and in ``partial_fit``.
         ``"cosine"`` anneals the step size from ``learning_rate`` to 0 over
         ``max_epochs`` (over ``max_steps`` when that is set; set at every step);
         the schedule assumes the fit runs to the end, so early stopping or a
@@ -553,7 +658,27 @@ default="gaussian"
 
     kl_upper_bound_ : float or None
         ``capacity_ - mutual_info_``: an upper bound on the KL divergence from the
-        noise-smoothed latent to the scaled prior (Gaussian prior only).
+        **noise-smoothed** latent ``sqrt(1 - p^2) f(X) + p xi`` to the prior
+        (Gaussian prior only; per slice, summed, with the sliced objective). It
+        says nothing about the clean latents ``f(X)`` at scales finer than the
+        noise: at the low capacities the defaults use, a small value is
+        compatible with latents far from the prior. Judge the latents themselves
+        with ``joint_match_`` or :func:`skdim_dm.metrics.joint_match`.
+
+    joint_match_ : dict or None
+        The graded joint measure of the fitted latents
+        (:func:`~skdim_dm.metrics.joint_match`: sliced, radial and covariance
+        ratios to exact prior samples of the same size, with their 95%
+        quantiles), measured at the end of ``fit`` on the validation rows when
+        ``early_stopping`` holds some out (``"held_out": True``), else on up to
+        2,000 training rows, which flatter the fit; ``None`` with fewer than
+        200 rows, row-source input, or after ``partial_fit``. A
+        ``MatchWarning`` is raised when a ratio exceeds twice its 95% quantile.
+
+    settings_ : dict
+        The effective ``objective``, ``whiten``, ``augmentation``,
+        ``match_weight``, ``max_steps`` and ``learning_rate_schedule``, with
+        every ``"auto"`` resolved (see Notes).
 
     mean_, scale_ : ndarray of shape (n_features_in_,)
         Input standardization.
@@ -569,32 +694,28 @@ default="gaussian"
 
     Notes
     -----
-    Which settings to use (held-out latents, 3 seeds; the figures, commands and
-    the two-stage pipelines measured beside them are in ``benchmarks/RESULTS.md``,
-    "Frontier", and the README, "Choosing settings"):
+    The ``"auto"`` defaults resolve together (``settings_`` holds the result):
 
-    ============================  ==============================================
-    goal                          settings
-    ============================  ==============================================
-    closest HZ, d = 2             the defaults (the paper's views); they keep
-                                  the least information
-    images, d = 2, information    after ``PCA(50)``: ``standardize="global"``,
-                                  ``augmentation="neighbors"``,
-                                  ``critic="student"``, 1.725 nats per component,
-                                  ``learning_rate=2e-3``, cosine schedule,
-                                  ``max_steps=8000``, ``gaussianize=10``
-    d > 2, tables or images       ``whiten=True``, ``objective="sliced"``,
-                                  ``augmentation="neighbors"``,
-                                  ``critic="student"``, cosine schedule,
-                                  ``max_steps=1000`` (images: also
-                                  ``standardize="global"``)
-    small tables, best matching   ``PCA(d, whiten=True)`` then
-                                  :class:`Gaussianizer` (not this estimator)
-    ============================  ==============================================
+    ==========================  ===================  ============================
+    setting                     sliced configuration joint (paper's)
+                                (Gaussian-based      configuration (two
+                                prior, d > 2)        components, or uniform)
+    ==========================  ===================  ============================
+    ``objective``               ``"sliced"``         ``"joint"``
+    ``whiten``                  True                 False
+    ``augmentation``            ``"neighbors"``      ``"gaussian"``
+    ``match_weight``            30                   0
+    ``batch_size``              256                  512
+    ``max_steps``               600                  None (``max_epochs``)
+    ``learning_rate_schedule``  ``"cosine"``         ``"constant"``
+    ==========================  ===================  ============================
 
-    At d = 2 on MNIST the image settings keep less class information than
-    PCA(50) -> UMAP -> :class:`Gaussianizer` (MLP accuracy 0.81 against 0.93)
-    and match better (bootstrap Henze-Zirkler 0.45 against 0.41).
+    Set ``objective="joint"`` for the paper's configuration at any dimension;
+    any parameter given explicitly overrides its ``"auto"`` value. Measured on
+    held-out latents against ``PCA(d, whiten=True)`` and PCA followed by
+    Gaussianization in ``benchmarks/RESULTS.md``, "Defaults"; the recipes for
+    images at d = 2 and when a two-stage pipeline is the better choice are in
+    the README, "Choosing settings".
 
     References
     ----------
@@ -623,18 +744,26 @@ default="gaussian"
         "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
         "critic": [StrOptions(set(CRITICS))],
-        "objective": [StrOptions({"joint", "sliced"})],
-        "whiten": ["boolean"],
+        "objective": [StrOptions({"auto", "joint", "sliced"})],
+        "whiten": ["boolean", StrOptions({"auto"})],
+        "match_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "gaussianize": [Interval(Integral, 0, None, closed="left")],
-        "augmentation": [StrOptions(set(VIEWS)), callable],
+        "augmentation": [StrOptions({"auto", *VIEWS}), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"features", "global"}), None],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [
+            Interval(Integral, 2, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "max_steps": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, MAX_LEARNING_RATE, closed="right")],
-        "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
+        "learning_rate_schedule": [StrOptions({"auto", "constant", "cosine"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -661,18 +790,19 @@ default="gaussian"
         hidden_layer_sizes=(256, 256),
         input_shape=None,
         critic="gaussian",
-        objective="joint",
-        whiten=False,
+        objective="auto",
+        whiten="auto",
+        match_weight="auto",
         gaussianize=0,
-        augmentation="gaussian",
+        augmentation="auto",
         n_neighbors=10,
         input_noise=0.2,
         standardize="features",
-        batch_size=512,
-        max_steps=None,
+        batch_size="auto",
+        max_steps="auto",
         max_epochs=100,
         learning_rate=1e-3,
-        learning_rate_schedule="constant",
+        learning_rate_schedule="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -693,6 +823,7 @@ default="gaussian"
         self.critic = critic
         self.objective = objective
         self.whiten = whiten
+        self.match_weight = match_weight
         self.gaussianize = gaussianize
         self.augmentation = augmentation
         self.n_neighbors = n_neighbors
@@ -899,7 +1030,7 @@ default="gaussian"
                 f"{changed} changed since the networks were built; partial_fit "
                 "continues the same model: restore them, or call fit to start over"
             )
-        if self.learning_rate_schedule != "constant":
+        if self.learning_rate_schedule not in ("constant", "auto"):
             raise ValueError(
                 "partial_fit has no horizon to anneal over: use "
                 "learning_rate_schedule='constant' (or fit)"
@@ -910,11 +1041,14 @@ default="gaussian"
             previous = {k: v if k == "count" else v[0] for k, v in previous.items()}
         mean, scale, raw = self._standardization(X, previous)
         seeds = FitSeeds.derive(self.random_state, call=self.n_iter_)
+        settings = resolve_settings(
+            self.get_params(deep=False), self.prior_.base.gaussian, partial=True
+        )
         views = make_views(
-            self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
+            settings["augmentation"], self.input_noise, n_neighbors=self.n_neighbors
         )
         views.check_n_samples(X.shape[0])
-        batch = min(self.batch_size, X.shape[0])
+        batch = min(settings["batch_size"], X.shape[0])
         self._check_batch(batch, X.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
@@ -943,6 +1077,7 @@ default="gaussian"
             shard,
             raw,
             overrides,
+            settings,
         )
 
     def _structure_params(self) -> dict:
@@ -974,7 +1109,49 @@ default="gaussian"
         views = self._fit_views(plan)
         result, mutual_info = self._train(nets, views, plan)
         self._store(self._fitted_state(nets, views, plan, result, mutual_info))
+        if not partial:
+            self.joint_match_ = self._diagnose(plan)
         return result
+
+    def _diagnose(self, plan: _FitPlan) -> dict | None:
+        """The graded joint measure (:func:`~skdim_dm.metrics.joint_match`) of
+        the fitted latents, on the validation rows when ``early_stopping`` held
+        some out, else on training rows (up to ``DIAGNOSTIC_MAX_ROWS`` of either);
+        a ``MatchWarning`` names what helps when a view is far from its floor."""
+        held_out = plan.X_val is not None
+        rows = plan.X_val if held_out else plan.X_train
+        if isinstance(rows, RowSubset) or rows.shape[0] < DIAGNOSTIC_MIN_ROWS:
+            return None
+        if rows.shape[0] > DIAGNOSTIC_MAX_ROWS:
+            pick = np.random.default_rng(plan.seeds.evaluation).choice(
+                rows.shape[0], DIAGNOSTIC_MAX_ROWS, replace=False
+            )
+            rows = rows[np.sort(pick)]
+        # In the base's coordinates (N(0, I) or U([0,1]^d)), where the floor is.
+        Z = plan.prior.from_target(self._transform(rows))
+        result = joint_match(Z, plan.prior.base.name, n_directions=128, n_reference=8)
+        report = {k: float(v) for k, v in result._asdict().items()}
+        report.update(rows=int(Z.shape[0]), held_out=held_out)
+        far = [
+            view
+            for view in ("sliced", "radial", "cov")
+            if report[f"{view}_ratio"]
+            > DIAGNOSTIC_TOLERANCE * report[f"{view}_ratio_q95"]
+        ]
+        if far:
+            where = "held-out" if held_out else "training"
+            warnings.warn(
+                f"the {where} latents are far from the prior: "
+                + ", ".join(f"{v}_ratio {report[f'{v}_ratio']:.2f}" for v in far)
+                + " (1.0 is an exact sample; "
+                + ", ".join(f"{report[f'{v}_ratio_q95']:.2f}" for v in far)
+                + " its 95% quantile). The defaults (objective='auto') match "
+                "jointly above two components; raise match_weight to match more "
+                "closely, or set gaussianize=10 (see joint_match_).",
+                MatchWarning,
+                stacklevel=5,
+            )
+        return report
 
     def _plan(self, X, partial=False) -> _FitPlan:
         """Validate the data and parameters and resolve everything ``fit`` needs,
@@ -996,7 +1173,7 @@ default="gaussian"
         X = self._validated(X, reset=True, min_samples=2)
         n_features = X.shape[1]
         self._check_params(n_features)
-        if partial and self.learning_rate_schedule != "constant":
+        if partial and self.learning_rate_schedule not in ("constant", "auto"):
             raise ValueError(
                 "partial_fit has no horizon to anneal over: use "
                 "learning_rate_schedule='constant' (or fit)"
@@ -1017,15 +1194,16 @@ default="gaussian"
         if isinstance(X, RowSource):
             X_train = RowSubset(X, X_train)
             X_val = None if X_val is None else RowSubset(X, X_val)
+        settings = resolve_settings(self.get_params(deep=False), base.gaussian, partial)
         views = make_views(
-            self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
+            settings["augmentation"], self.input_noise, n_neighbors=self.n_neighbors
         )
         views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
-        batch = min(self.batch_size, X_train.shape[0])
+        batch = min(settings["batch_size"], X_train.shape[0])
         self._check_batch(batch, X_train.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
-        sliced = self.objective == "sliced"
+        sliced = settings["objective"] == "sliced"
         if self.noise_level == "auto":
             capacity = base.auto_capacity(self.n_components, batch, sliced=sliced)
             noise_level = base.noise_level(capacity, self.n_components)
@@ -1062,6 +1240,7 @@ default="gaussian"
             shard,
             raw,
             overrides,
+            settings,
         )
 
     def _check_batch(self, batch, n_rows):
@@ -1098,6 +1277,8 @@ default="gaussian"
 
     def _network_params(self, n_features, base_name, noise_level) -> dict:
         """The keyword arguments of :func:`build_networks` (all but the seed)."""
+        gaussian = get_base(base_name).gaussian
+        settings = resolve_settings(self.get_params(deep=False), gaussian)
         return {
             "n_features": n_features,
             "n_components": self.n_components,
@@ -1109,8 +1290,8 @@ default="gaussian"
             if self.input_shape is None
             else tuple(int(s) for s in self.input_shape),
             "critic": self.critic,
-            "objective": self.objective,
-            "whiten": bool(self.whiten),
+            "objective": settings["objective"],
+            "whiten": settings["whiten"],
         }
 
     def _fit_views(self, plan: _FitPlan) -> Views:
@@ -1138,9 +1319,10 @@ default="gaussian"
         config = TrainConfig(
             batch_size=plan.batch_size,
             max_epochs=self.max_epochs,
-            max_steps=self.max_steps,
+            max_steps=plan.settings["max_steps"],
             learning_rate=self.learning_rate,
-            learning_rate_schedule=self.learning_rate_schedule,
+            learning_rate_schedule=plan.settings["learning_rate_schedule"],
+            match_weight=plan.settings["match_weight"],
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
@@ -1216,6 +1398,11 @@ default="gaussian"
         if any(True for _ in nets.critic.parameters()):
             fitted["critic_"] = nets.critic.cpu().eval()
         fitted["prior_"] = plan.prior
+        fitted["settings_"] = {
+            k: v if isinstance(v, (str, bool, int, float, type(None))) else "callable"
+            for k, v in plan.settings.items()
+        }
+        fitted["joint_match_"] = None
         if self.gaussianize:
             fitted["gaussianizer_"] = self._fit_gaussianizer(
                 fitted["encoder_"], views.X, plan.seeds.gaussianizer

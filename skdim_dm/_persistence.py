@@ -491,7 +491,24 @@ _REQUIRED = (
 #: Attributes a fitted model may have besides: Adam's state (partial_fit), all
 #: three or none, and scikit-learn's ``set_output`` configuration.
 _ADAM = ("_adam_moments", "_adam_steps", "_adam_index")
-_OPTIONAL = ("critic_", "gaussianizer_", "feature_names_in_", *_ADAM)
+_OPTIONAL = (
+    "critic_",
+    "gaussianizer_",
+    "feature_names_in_",
+    "settings_",
+    "joint_match_",
+    *_ADAM,
+)
+#: Keys of ``settings_`` (``resolve_settings``).
+_SETTINGS = (
+    "objective",
+    "whiten",
+    "augmentation",
+    "match_weight",
+    "batch_size",
+    "max_steps",
+    "learning_rate_schedule",
+)
 _SKLEARN = ("_sklearn_output_config",)
 
 
@@ -609,6 +626,23 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
         isinstance(gaussianizer, Gaussianizer) and gaussianizer.n_features_in_ == d
     ):
         raise bad("gaussianizer_", f"not a Gaussianizer fitted on {d} latents")
+    settings = fitted.get("settings_")
+    if settings is not None and not (
+        isinstance(settings, dict)
+        and set(settings) == set(_SETTINGS)
+        and all(
+            isinstance(v, (str, int, float, bool, type(None)))
+            for v in settings.values()
+        )
+    ):
+        raise bad("settings_", "not the resolved settings")
+    report = fitted.get("joint_match_")
+    if report is not None and not (
+        isinstance(report, dict)
+        and all(isinstance(k, str) for k in report)
+        and all(_is_real(v) or isinstance(v, bool) for v in report.values())
+    ):
+        raise bad("joint_match_", "not a dict of numbers")
     _check_adam(fitted, path, bad)
     _check_encoder_runs(fitted["encoder_"], n_features, d, path)
 

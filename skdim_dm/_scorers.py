@@ -45,6 +45,7 @@ from ._infomax import NoiseInjectedInfoMax
 __all__ = [
     "LATENT_METRICS",
     "gaussianity_scorer",
+    "joint_match_scorer",
     "make_latent_scorer",
     "prior_scorer",
     "uniformity_scorer",
@@ -86,9 +87,63 @@ def _sliced_wasserstein(Z, prior="gaussian", *, n_projections=128, random_state=
     )
 
 
+def _joint_field(field, Z, prior, n_directions, n_reference, random_state):
+    res = _metrics.joint_match(
+        Z,
+        prior,
+        n_directions=n_directions,
+        n_reference=n_reference,
+        random_state=random_state,
+    )
+    return getattr(res, field)
+
+
+def _joint_worst(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field(
+        "worst_ratio", Z, prior, n_directions, n_reference, random_state
+    )
+
+
+def _sliced_ratio(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field(
+        "sliced_ratio", Z, prior, n_directions, n_reference, random_state
+    )
+
+
+def _sliced_max_ratio(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field(
+        "sliced_max_ratio", Z, prior, n_directions, n_reference, random_state
+    )
+
+
+def _radial_ratio(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field(
+        "radial_ratio", Z, prior, n_directions, n_reference, random_state
+    )
+
+
+def _cov_ratio(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field("cov_ratio", Z, prior, n_directions, n_reference, random_state)
+
+
 LATENT_METRICS: dict[str, tuple[Callable, bool]] = {
     "knn_kl": (_metrics.knn_kl_divergence, False),
     "sliced_wasserstein": (_sliced_wasserstein, False),
+    "joint_match": (_joint_worst, False),
+    "sliced_ratio": (_sliced_ratio, False),
+    "sliced_max_ratio": (_sliced_max_ratio, False),
+    "radial_ratio": (_radial_ratio, False),
+    "cov_ratio": (_cov_ratio, False),
     "henze_zirkler_bootstrap": (_hz_bootstrap, True),
     "shapiro_wilk_bootstrap": (_sw_bootstrap, True),
     "dagostino_pearson_bootstrap": (_dp_bootstrap, True),
@@ -103,6 +158,11 @@ LATENT_METRICS: dict[str, tuple[Callable, bool]] = {
 
 The bootstrap ones default to 256 subsamples of 64 with ``random_state=0`` (every
 candidate is scored on the same subsample positions); tests report their p-value.
+The ratios of :func:`~skdim_dm.metrics.joint_match` (``"sliced_ratio"``,
+``"sliced_max_ratio"``, ``"radial_ratio"``, ``"cov_ratio"``, and ``"joint_match"``
+for the worst of the sliced, radial and covariance ratios) use 256 directions, 16
+exact samples and ``random_state=0``, so every candidate is judged on the same
+directions; 1.0 is as good as an exact prior sample, lower is better.
 """
 
 
@@ -459,8 +519,66 @@ prior_scorer.__doc__ = (
     """
 )
 
+#: ``-worst_ratio`` of :func:`~skdim_dm.metrics.joint_match` against the
+#: estimator's prior; -1 is as good as an exact prior sample.
+joint_match_scorer = _LatentScorer(
+    _joint_worst,
+    sign=-1,
+    prior="estimator",
+    kwargs={},
+    name="joint_match",
+    public="joint_match_scorer",
+)
+joint_match_scorer.__doc__ = (
+    """Score minus the worst graded joint ratio of the latents to the prior.
+
+    The latents are mapped back to the estimator's base prior as in
+    :data:`prior_scorer` (latents of any other transformer are compared with
+    ``N(0, I)``) and judged by :func:`~skdim_dm.metrics.joint_match` with its
+    defaults (256 directions, 16 exact samples, ``random_state=0``): the score
+    is ``-max(sliced_ratio, radial_ratio, cov_ratio)``, so a candidate must
+    match the projections, the law of ``||z||^2`` and the covariance at once.
+    Each ratio is 1.0 for a sample as good as an exact prior draw of the same
+    size, so the score is about -1 at best (the worst of three ratios of an
+    exact sample is typically a little above 1) and lower the further the
+    latents are. For one view alone, use ``make_latent_scorer("sliced_ratio")``
+    (or ``"radial_ratio"``, ``"cov_ratio"``).
+"""
+    + _SCORER_PARAMS.format(
+        returns="``-joint_match(Z, prior).worst_ratio`` on the latents of ``X``;\n"
+        "        higher is better, about -1 at best."
+    )
+    + """
+    See Also
+    --------
+    skdim_dm.metrics.joint_match : The ratios and their exact-sample floor.
+    prior_scorer : ``-KL(latents || prior)`` in nats.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skdim_dm import Gaussianizer
+    >>> from skdim_dm.metrics import joint_match_scorer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> pipe = make_pipeline(PCA(4, whiten=True, random_state=0),
+    ...                      Gaussianizer(random_state=0))
+    >>> search = GridSearchCV(pipe, {"gaussianizer__n_layers": [1, 4]},
+    ...                       scoring=joint_match_scorer, cv=2).fit(X)
+    >>> bool(search.best_score_ < -1)
+    True
+    """
+)
+
 # The scorers are instances, which doctest does not search: list their examples.
 __test__ = {
     name: globals()[name].__doc__
-    for name in ("gaussianity_scorer", "uniformity_scorer", "prior_scorer")
+    for name in (
+        "gaussianity_scorer",
+        "uniformity_scorer",
+        "prior_scorer",
+        "joint_match_scorer",
+    )
 }

@@ -100,13 +100,13 @@ def step_grads(nets, view_a, view_b, shard=None):
     shared = torch.Generator().manual_seed(SEED)  # the same state on every rank
     params = [p for m in (encoder, critic) for p in m.parameters()]
     if shard is None:
-        mi = _pair_mi(encoder, critic, channel, view_a, view_b, shared)
+        mi = _pair_mi(encoder, critic, channel, view_a, view_b, shared)[0]
         (-mi).backward()
     else:
         attached = shard.attach(encoder)
         n = view_a.shape[0]
         va, vb = shard.local(view_a), shard.local(view_b)
-        mi = _pair_mi(encoder, critic, channel, va, vb, shared, shard, n)
+        mi = _pair_mi(encoder, critic, channel, va, vb, shared, shard, n)[0]
         (-mi).backward()
         shard.reduce_gradients(encoder, critic)
         shard.detach(attached)
@@ -356,6 +356,39 @@ def test_launch_variables_without_an_address_give_a_clear_error(monkeypatch):
     monkeypatch.delenv(_OWNER_ENV, raising=False)
     est = NoiseInjectedInfoMax(hidden_layer_sizes=(8,), max_steps=2)
     with pytest.raises(ValueError, match="MASTER_ADDR"):
+        est.fit(asymmetric_data(60))
+    assert not hasattr(est, "encoder_")
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        (dict(RANK="5"), r"RANK=5 must be in \[0, WORLD_SIZE=2\)"),
+        (dict(RANK="-1"), r"RANK=-1 must be in"),
+        (dict(RANK="one"), r"RANK='one' is not an integer"),
+        (dict(RANK="1", LOCAL_RANK="7"), r"LOCAL_RANK=7 must be in"),
+        (dict(RANK="1", MASTER_PORT="70000"), r"MASTER_PORT=70000 is not a TCP port"),
+    ],
+    ids=["rank-too-large", "negative-rank", "rank-not-a-number", "local-rank", "port"],
+)
+def test_inconsistent_launch_variables_are_refused_before_joining_a_group(
+    monkeypatch, variables, message
+):
+    # Before the check, RANK=5 of 2 waited in init_process_group for peers
+    # that never come; here joining a group at all fails the test.
+    import torch.distributed as dist
+
+    def no_group(*args, **kwargs):
+        raise AssertionError("init_process_group was called")
+
+    monkeypatch.setattr(dist, "init_process_group", no_group)
+    monkeypatch.delenv(_OWNER_ENV, raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    env = dict(WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29541")
+    for name, value in {**env, **variables}.items():
+        monkeypatch.setenv(name, value)
+    est = NoiseInjectedInfoMax(hidden_layer_sizes=(8,), max_steps=2)
+    with pytest.raises(ValueError, match=message):
         est.fit(asymmetric_data(60))
     assert not hasattr(est, "encoder_")
 

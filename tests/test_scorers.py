@@ -19,6 +19,8 @@ from skdim_dm.metrics import (
     TestResult,
     gaussianity_scorer,
     henze_zirkler,
+    joint_match,
+    joint_match_scorer,
     knn_kl_divergence,
     make_latent_scorer,
     norm_ks_test,
@@ -342,3 +344,64 @@ def test_grid_search_trades_accuracy_for_matching():
     assert _within_two_points_best_matching(recomputed) == best
     assert search.best_estimator_[1].noise_level == levels[best]
     assert np.isfinite(prior_scorer(search.best_estimator_, X))
+
+
+# ----------------------------------------------------------------- joint match
+def test_joint_match_scorer_is_minus_the_worst_ratio(fitted, digits):
+    X, _ = digits
+    for prior in ("gaussian", "uniform"):
+        est = fitted[prior]
+        res = joint_match(est.transform(X), prior)
+        assert joint_match_scorer(est, X) == -res.worst_ratio
+        assert make_latent_scorer("sliced_ratio")(est, X) == -res.sliced_ratio
+        assert make_latent_scorer("radial_ratio")(est, X) == -res.radial_ratio
+    assert repr(joint_match_scorer) == "joint_match_scorer"
+    est = fitted["gaussian"]
+    assert pickle.loads(pickle.dumps(joint_match_scorer))(est, X) == (
+        joint_match_scorer(est, X)
+    )
+    # Latents of another transformer are judged against N(0, I).
+    pca = PCA(3, whiten=True, random_state=0).fit(X)
+    assert joint_match_scorer(pca, X) == -joint_match(pca.transform(X)).worst_ratio
+
+
+def test_joint_match_scorer_prefers_jointly_gaussian_latents():
+    rng = np.random.default_rng(0)
+    gaussian = rng.standard_normal((2000, 4))
+    x = rng.standard_normal((2000, 2))
+    sign = rng.choice([-1.0, 1.0], size=(2000, 2))
+    dependent = np.column_stack([x, sign * x])  # N(0, 1) columns, not joint
+    identity = FunctionTransformer()
+    good = joint_match_scorer(identity.fit(gaussian), gaussian)
+    bad = joint_match_scorer(identity.fit(dependent), dependent)
+    assert good > -1.5 and bad < 2 * good
+    sliced = make_latent_scorer("sliced_ratio")
+    assert sliced(identity, gaussian) > sliced(identity, dependent)
+
+
+def test_joint_match_scorer_in_grid_search_with_a_pipeline(digits):
+    X, y = digits
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("infomax", _small()),
+            ("clf", LogisticRegression(max_iter=200)),
+        ]
+    )
+    cv = StratifiedKFold(n_splits=2, shuffle=True, random_state=0)
+    search = GridSearchCV(
+        pipe,
+        {"infomax__noise_level": [0.3, 1.0]},
+        scoring={"accuracy": "accuracy", "joint": joint_match_scorer},
+        refit="joint",
+        cv=cv,
+    ).fit(X, y)
+    res = search.cv_results_
+    assert np.all(res["mean_test_joint"] < 0)
+    assert search.best_index_ == int(np.argmax(res["mean_test_joint"]))
+    train, test = next(cv.split(X, y))
+    again = clone(pipe).set_params(infomax__noise_level=0.3).fit(X[train], y[train])
+    Z = again[:2].transform(X[test])
+    assert res["split0_test_joint"][0] == pytest.approx(
+        -joint_match(Z).worst_ratio, rel=1e-9
+    )
