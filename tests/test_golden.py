@@ -138,6 +138,10 @@ def golden():
     return golden
 
 
+# Fits of a few steps: their latents are pinned, whether they found MI is not.
+@pytest.mark.filterwarnings(
+    "ignore:the final MI estimate is negative:sklearn.exceptions.ConvergenceWarning"
+)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_latents_are_bit_identical_to_the_golden_fit(golden, name):
     assert name in golden, f"no golden latents for {name!r}"

@@ -594,8 +594,8 @@ def test_fpr_confidence_changes_pvalues_and_threshold_not_scores():
 def test_marginal_pvalues_are_the_conformal_formula_bit_for_bit():
     rng = np.random.default_rng(31)
     X, X_new = rng.standard_normal((80, 3)), 1.3 * rng.standard_normal((50, 3))
-    det = LatentOutlierDetector(
-        _identity(), statistic="prior", fpr_confidence=None, random_state=0
+    det = LatentOutlierDetector(  # alpha=0.2: 16 calibration rows can flag
+        _identity(), statistic="prior", fpr_confidence=None, alpha=0.2, random_state=0
     ).fit(X)
     cal = det.calibration_.scores_[0]
     s = np.sum(X_new**2, axis=1)
@@ -893,14 +893,15 @@ def test_prefit_uses_embedder_as_is(trained):
 
 def test_prefit_errors():
     X = np.random.default_rng(7).standard_normal((20, 3))
+    kw = dict(prefit=True, alpha=0.5)  # 4 calibration rows: alpha=0.05 flags nothing
     with pytest.raises(NotFittedError):
-        LatentOutlierDetector(NoiseInjectedInfoMax(), prefit=True).fit(X)
+        LatentOutlierDetector(NoiseInjectedInfoMax(), **kw).fit(X)
     with pytest.raises(ValueError, match="prefit=True needs a fitted embedder"):
-        LatentOutlierDetector(prefit=True).fit(X)
+        LatentOutlierDetector(**kw).fit(X)
     emb = NoiseInjectedInfoMax(hidden_layer_sizes=(4,), max_epochs=1, device="cpu")
     emb.fit(X)
     with pytest.raises(ValueError, match="features"):
-        LatentOutlierDetector(emb, prefit=True).fit(X[:, :2])
+        LatentOutlierDetector(emb, **kw).fit(X[:, :2])
 
 
 @pytest.mark.parametrize(
