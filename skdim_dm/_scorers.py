@@ -357,9 +357,12 @@ def make_latent_scorer(metric, *, greater_is_better=None, **kwargs) -> Callable:
 _SCORER_PARAMS = """
     Parameters
     ----------
-    estimator : NoiseInjectedInfoMax or Pipeline
-        Fitted; in a Pipeline, ``X`` is transformed up to and including the last
-        ``NoiseInjectedInfoMax`` (also inside nested pipelines).
+    estimator : fitted transformer or Pipeline
+        Fitted; where the latents come from, in this order: a
+        ``NoiseInjectedInfoMax``, or a Pipeline transformed up to and including
+        its last one (also inside nested pipelines); any other transformer's
+        ``transform`` (e.g. ``PCA`` then :class:`Gaussianizer`); for a Pipeline
+        ending in a classifier, its steps before the last.
 
     X : array-like of shape (n_samples, n_features)
         Data, usually held out.
@@ -375,7 +378,10 @@ _SCORER_PARAMS = """
     Raises
     ------
     TypeError
-        When ``estimator`` holds no ``NoiseInjectedInfoMax``.
+        When ``estimator`` gives no latents: neither it nor, for a Pipeline,
+        the steps before its last one has ``transform``.
+    ValueError
+        When the latents are complex, not finite, or not 2-D.
 """
 
 
@@ -411,6 +417,16 @@ gaussianity_scorer.__doc__ = (
     >>> est = NoiseInjectedInfoMax(hidden_layer_sizes=(16,), max_epochs=2,
     ...                            random_state=0).fit(X[:300])
     >>> score = gaussianity_scorer(est, X[300:600])
+    >>> bool(score <= 0.1)
+    True
+
+    Any transformer's latents, e.g. a two-stage pipeline's:
+
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skdim_dm import Gaussianizer
+    >>> two_stage = make_pipeline(PCA(2, whiten=True), Gaussianizer(random_state=0))
+    >>> score = gaussianity_scorer(two_stage.fit(X[:300]), X[300:600])
     >>> bool(score <= 0.1)
     True
     """
