@@ -406,6 +406,8 @@ def readme_recipes():
         objective="sliced",
         augmentation="neighbors",
         critic="student",
+        match_weight=0.0,
+        batch_size=512,
         learning_rate_schedule="cosine",
         max_steps=1000,
         random_state=0,
