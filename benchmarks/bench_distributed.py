@@ -72,10 +72,12 @@ def fit_worker(args) -> None:
     X = load_mnist(args.mnist)[0][: args.rows]
     est = NoiseInjectedInfoMax(
         n_components=2,
+        encoder=args.encoder,
         hidden_layer_sizes=tuple(args.hidden),
         standardize="global",
         batch_size=512,
         max_epochs=args.epochs,
+        max_steps=args.fit_steps,
         random_state=0,
         n_threads=1,
     )
@@ -189,7 +191,9 @@ def bench_torchrun(args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     base = [HERE.as_posix(), "--worker", "fit", "--mnist", args.mnist]
     base += ["--rows", str(args.rows), "--epochs", str(args.epochs)]
-    base += ["--hidden", *map(str, args.hidden)]
+    base += ["--hidden", *map(str, args.hidden), "--encoder", args.encoder]
+    if args.fit_steps is not None:
+        base += ["--fit-steps", str(args.fit_steps)]
     if args.no_comm:
         base.append("--no-comm")
     launches = {
@@ -352,6 +356,18 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--procs", type=int, default=2)
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    p.add_argument(
+        "--encoder",
+        choices=("mlp", "conv"),
+        default="mlp",
+        help="conv: the ConvNet (28x28 images), a compute-bound encoder",
+    )
+    p.add_argument(
+        "--fit-steps",
+        type=int,
+        default=None,
+        help="max_steps of the timed fit (instead of --epochs)",
+    )
     p.add_argument(
         "--no-comm",
         action="store_true",

@@ -36,6 +36,7 @@ from ._data import (
 )
 from ._distributed import Shard, resolve_shard
 from ._gaussianize import Gaussianizer
+from ._heap import keep_heap
 from ._metrics import joint_match, prior_match_score
 from ._networks import CRITICS, Networks, build_networks, conv_input_shape
 from ._persistence import (
@@ -882,7 +883,11 @@ default="gaussian"
         """
         self._clear_fitted()
         try:
-            with _thread_limit(self._threads()), _flush_denormals():
+            with (
+                _thread_limit(self._threads()),
+                _flush_denormals(),
+                keep_heap(not is_streamed(X)),
+            ):
                 result = self._fit(X)
         except BaseException:
             # A failed fit never leaves an estimator that looks fitted.
@@ -975,7 +980,11 @@ default="gaussian"
         if first:
             self._clear_fitted()
         try:
-            with _thread_limit(self._threads()), _flush_denormals():
+            with (
+                _thread_limit(self._threads()),
+                _flush_denormals(),
+                keep_heap(not is_streamed(X)),
+            ):
                 if first:
                     self._fit(X, partial=True)
                 else:

@@ -38,6 +38,7 @@ GRAD_CONFIGS = {
     "uniform": dict(base="uniform"),
     "separable": dict(critic="separable"),
     "hidden_batchnorm": dict(encoder="bn-backbone"),
+    "hidden_batchnorm2d": dict(encoder="bn2d-backbone"),
 }
 FIT_CONFIGS = {
     "default": dict(),
@@ -79,10 +80,26 @@ def bn_backbone():
         )
 
 
+def bn2d_backbone():
+    """A convolutional backbone (as the ConvNet's blocks) on 1 x 2 x 3 images."""
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED)
+        return torch.nn.Sequential(
+            torch.nn.Unflatten(1, (1, 2, 3)),
+            torch.nn.Conv2d(1, 4, 2, padding=1, bias=False),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.LeakyReLU(0.2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(48, 2),
+        )
+
+
 def networks(config, dtype=torch.float32):
     kw = {"noise_level": 0.6, "hidden_layer_sizes": (16,), **config}
     if kw.get("encoder") == "bn-backbone":
         kw["encoder"] = bn_backbone()
+    if kw.get("encoder") == "bn2d-backbone":
+        kw["encoder"] = bn2d_backbone()
     nets = build_networks(N_FEATURES, kw.pop("n_components", 2), seed=SEED, **kw)
     nets.encoder.to(dtype)
     nets.critic.to(dtype)
