@@ -9,6 +9,7 @@ scripts run with this checkout's ``skdim_dm`` first on ``PYTHONPATH``.
 
 import importlib.util
 import json
+import math
 import os
 import re
 import subprocess
@@ -392,7 +393,9 @@ def test_workflow_quick_runs_every_section(fake_mnist, tmp_path):
     assert recipes["defaults"]["sliced_ratio"] > 0
     steps = sections["steps"]["summary"]
     assert len(steps) == 7 and steps["defaults"]["ratio_to_defaults"] == 1.0
-    assert all(s["ms_per_step"] > 0 for s in steps.values())
+    # A difference of two timings: finite, but its sign is at the mercy of the
+    # machine's load in a --quick run of a few steps (no timing in tests).
+    assert all(math.isfinite(s["ms_per_step"]) for s in steps.values())
     sys_ = sections["sys"]["summary"]
     for s in sys_.values():
         assert s["user_s"] > 0 and 0 <= s["sys_share"] < 1 and s["fit_s"] > 0
