@@ -697,11 +697,12 @@ default="gaussian"
     -----
     The ``"auto"`` defaults resolve together (``settings_`` holds the result):
 
-    ==========================  ===================  ============================
-    setting                     sliced configuration joint (paper's)
-                                (Gaussian-based      configuration (two
-                                prior, d > 2)        components, or uniform)
-    ==========================  ===================  ============================
+    The sliced configuration applies to a Gaussian-based prior with more than two
+    components, the joint (paper's) one otherwise:
+
+    ==========================  ===================  ======================
+    setting                     sliced               joint
+    ==========================  ===================  ======================
     ``objective``               ``"sliced"``         ``"joint"``
     ``whiten``                  True                 False
     ``augmentation``            ``"neighbors"``      ``"gaussian"``
@@ -709,7 +710,7 @@ default="gaussian"
     ``batch_size``              256                  512
     ``max_steps``               600                  None (``max_epochs``)
     ``learning_rate_schedule``  ``"cosine"``         ``"constant"``
-    ==========================  ===================  ============================
+    ==========================  ===================  ======================
 
     Set ``objective="joint"`` for the paper's configuration at any dimension;
     any parameter given explicitly overrides its ``"auto"`` value. Measured on
