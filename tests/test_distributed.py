@@ -213,6 +213,11 @@ def launch(out: Path, timeout: float = 240.0) -> list[dict]:
     procs = []
     for rank in range(WORLD):
         env = {k: v for k, v in os.environ.items() if k != _OWNER_ENV}
+        # The ranks import the package under test (this checkout's), not
+        # whichever one is installed: the script's own folder is tests/.
+        root = str(Path(__file__).resolve().parents[1])
+        path = os.environ.get("PYTHONPATH")
+        env["PYTHONPATH"] = root if not path else os.pathsep.join([root, path])
         env.update(
             RANK=str(rank),
             LOCAL_RANK=str(rank),
