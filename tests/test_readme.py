@@ -28,7 +28,7 @@ def _estimators(est):
 
 # Recipes whose every random step takes a seed; two_stage's Gaussianizer joins
 # when it gets one (issue 20, item 21).
-SEEDED_RECIPES = ("images_2d", "higher_d")
+SEEDED_RECIPES = ("images_2d", "higher_d", "two_stage")
 
 
 def test_readme_recipes_are_reproducible(tmp_path, monkeypatch):
