@@ -1,6 +1,6 @@
 """Scaling out on the CPU: data-parallel fits under torchrun, and a memmap fit's memory.
 
-Two measurements, each a table and a JSON result:
+Three measurements, each a table and a JSON result:
 
 1. ``--torchrun`` (the default): the same fit of ``--rows`` MNIST rows (default
    20,000; MLP 256-256, d = 2, batch 512, ``standardize="global"``,
@@ -18,7 +18,10 @@ Two measurements, each a table and a JSON result:
    The load average is recorded around every run. ``--no-comm`` is a control:
    the K processes skip every collective (their models are wrong), which shows
    what K processes could gain on the machine at that moment.
-2. ``--memmap``: the peak resident memory of a process fitting a float32 memory
+2. ``--batchnorm``: CPU time of a forward and backward pass of the ConvNet on
+   512 images with torch's BatchNorm and with the data-parallel one (in a
+   one-process group), to price the synchronized batch statistics.
+3. ``--memmap``: the peak resident memory of a process fitting a float32 memory
    map of ``--memmap-rows`` x 784 (default 120,000: MNIST's 60,000 training
    images, repeated) against the file's size, measured in a fresh process as
    ``VmHWM`` (reset just before ``fit``) minus ``VmRSS`` before ``fit``; the same
@@ -72,10 +75,12 @@ def fit_worker(args) -> None:
     X = load_mnist(args.mnist)[0][: args.rows]
     est = NoiseInjectedInfoMax(
         n_components=2,
+        encoder=args.encoder,
         hidden_layer_sizes=tuple(args.hidden),
         standardize="global",
         batch_size=512,
         max_epochs=args.epochs,
+        max_steps=args.fit_steps,
         random_state=0,
         n_threads=1,
     )
@@ -109,6 +114,46 @@ def fit_worker(args) -> None:
         "n_steps": est.n_steps_,
     }
     Path(args.worker_out, f"rank{rank}.json").write_text(json.dumps(out))
+
+
+def bench_batchnorm(args) -> dict:
+    """CPU time of one forward and backward pass of the ConvNet on 512 images
+    with torch's BatchNorm against the data-parallel one (a one-process gloo
+    group: the same arithmetic, no waiting for peers), median of ``--repeats``
+    alternating pairs of ``--bn-passes`` passes each."""
+    import torch
+    import torch.distributed as dist
+
+    from skdim_dm._distributed import Shard
+    from skdim_dm._networks import ConvNet
+
+    torch.set_num_threads(1)
+    os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29613")
+    dist.init_process_group("gloo")
+    x = torch.rand(512, 784, generator=torch.Generator().manual_seed(0))
+    shard = Shard(torch.device("cpu"))
+    times = {"native": [], "data-parallel": []}
+    for rep in range(args.repeats):
+        for kind in ("native", "data-parallel")[:: 1 if rep % 2 == 0 else -1]:
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                net = ConvNet((1, 28, 28), 2)
+            attached = shard.attach(net) if kind == "data-parallel" else []
+            net(x).square().sum().backward()  # warm up
+            t0 = time.process_time()
+            for _ in range(args.bn_passes):
+                net(x).square().sum().backward()
+            times[kind].append((time.process_time() - t0) / args.bn_passes)
+            shard.detach(attached)
+    dist.destroy_process_group()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\n{machine_summary()}; ConvNet, 512 images, fwd + bwd, CPU s per pass")
+    print("| BatchNorm | CPU s per pass (median) | / torch's |")
+    print("|---|---|---|")
+    for k, v in med.items():
+        print(f"| {k} | {v:.3f} | {v / med['native']:.2f} |")
+    return {"command": " ".join(sys.argv), "times": times, "median": med}
 
 
 def rss_worker(args) -> None:
@@ -189,7 +234,9 @@ def bench_torchrun(args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     base = [HERE.as_posix(), "--worker", "fit", "--mnist", args.mnist]
     base += ["--rows", str(args.rows), "--epochs", str(args.epochs)]
-    base += ["--hidden", *map(str, args.hidden)]
+    base += ["--hidden", *map(str, args.hidden), "--encoder", args.encoder]
+    if args.fit_steps is not None:
+        base += ["--fit-steps", str(args.fit_steps)]
     if args.no_comm:
         base.append("--no-comm")
     launches = {
@@ -261,8 +308,13 @@ def bench_torchrun(args) -> dict:
     }
     K = args.procs
     print(
-        f"\n{machine_summary()}; {args.rows} MNIST rows, {args.epochs} epochs, "
-        f"MLP {args.hidden}"
+        f"\n{machine_summary()}; {args.rows} MNIST rows, "
+        + (
+            f"{args.fit_steps} steps"
+            if args.fit_steps is not None
+            else f"{args.epochs} epochs"
+        )
+        + (", ConvNet" if args.encoder == "conv" else f", MLP {args.hidden}")
     )
     print(f"| measure | 1 process | {K} processes | ratio {K}/1 (median of pairs) |")
     print("|---|---|---|---|")
@@ -276,6 +328,9 @@ def bench_torchrun(args) -> dict:
             f"| {label} | {summary[key][1]:.1f} | {summary[key][K]:.1f} | "
             f"{summary['ratio_' + key]:.2f} |"
         )
+    share = {k: summary["fit_sys_s"][k] / summary["fit_cpu_s"][k] for k in (1, K)}
+    summary["sys_share"] = share
+    print(f"| `fit` system time / CPU time | {share[1]:.2f} | {share[K]:.2f} | |")
     print(
         f"| MI (nats) | {summary['mi'][1]:.3f} | {summary['mi'][K]:.3f} | gap "
         f"{summary['mi_gap']:.3f} |"
@@ -289,6 +344,8 @@ def bench_torchrun(args) -> dict:
         "rows": args.rows,
         "epochs": args.epochs,
         "hidden": args.hidden,
+        "encoder": args.encoder,
+        "fit_steps": args.fit_steps,
         "no_comm": args.no_comm,
         "procs": K,
         "repeats": args.repeats,
@@ -353,6 +410,18 @@ def main(argv=None):
     p.add_argument("--procs", type=int, default=2)
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     p.add_argument(
+        "--encoder",
+        choices=("mlp", "conv"),
+        default="mlp",
+        help="conv: the ConvNet (28x28 images), a compute-bound encoder",
+    )
+    p.add_argument(
+        "--fit-steps",
+        type=int,
+        default=None,
+        help="max_steps of the timed fit (instead of --epochs)",
+    )
+    p.add_argument(
         "--no-comm",
         action="store_true",
         help="control: the K processes skip every collective (wrong models, but "
@@ -360,6 +429,13 @@ def main(argv=None):
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memmap", action="store_true", help="measure memory instead")
+    p.add_argument(
+        "--batchnorm",
+        action="store_true",
+        help="CPU time of the ConvNet's passes, torch's against the data-parallel "
+        "BatchNorm",
+    )
+    p.add_argument("--bn-passes", type=int, default=4)
     p.add_argument("--memmap-file", default=None)
     p.add_argument("--memmap-rows", type=int, default=120000)
     p.add_argument(
@@ -377,6 +453,10 @@ def main(argv=None):
         return fit_worker(args)
     if args.worker == "rss":
         return rss_worker(args)
+    if args.batchnorm:
+        result = bench_batchnorm(args)
+        print("wrote", write_json(args.out or RESULTS / "batchnorm_cpu.json", result))
+        return
     if args.memmap:
         if args.memmap_file is None:
             raise SystemExit("--memmap needs --memmap-file PATH (created when absent)")

@@ -41,11 +41,23 @@ for each calibrated variant the false-positive rate ``mean(p <= alpha)`` on the
 held-out inliers pooled over runs, at alpha in {0.01, 0.05, 0.10}, with the
 binomial standard deviation ``sqrt(alpha (1 - alpha) / n)`` of that pool.
 
+Calibration-conditional mode (``--fpr-confidence 0.9``): only the default
+detector, fitted twice per run on the same split with the same seed (the
+embedder is fitted once and replayed), with marginal p-values
+(``fpr_confidence=None``) and calibration-conditional ones
+(``fpr_confidence=0.9``). For each set and alpha: the mean FPR over the fitted
+detectors, the fraction of them whose FPR exceeds alpha and alpha + 2 binomial
+sd of their own test inliers, the true-positive rate of both at the same alpha,
+and whether the ROC-AUC is identical. ``--rows-table`` prints the calibration
+rows each alpha and confidence needs and exits.
+
 Usage::
 
     python benchmarks/bench_outliers.py --mnist /path/to/mnist.npz
     SKDIM_DM_MNIST=/path/to/mnist.npz python benchmarks/bench_outliers.py
     python benchmarks/bench_outliers.py --quick   # smoke test, 1 to 2 minutes
+    python benchmarks/bench_outliers.py --fpr-confidence 0.9 --seeds 0,1,2,3,4,5,6,7
+    python benchmarks/bench_outliers.py --rows-table
 
 Without a path (``--mnist`` or ``SKDIM_DM_MNIST``) the MNIST part is skipped.
 PyOD is the ``bench`` extra (``pip install -e ".[bench]"``).
@@ -79,6 +91,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from skdim_dm import LatentOutlierDetector, NoiseInjectedInfoMax, outlier_embedder
+from skdim_dm._outliers import conditional_calibration_rows, conditional_pvalue_table
 
 ALPHAS = (0.01, 0.05, 0.10)
 DEFAULT = "LOD knn, conformal"
@@ -480,6 +493,220 @@ def summarize(runs):
     }
 
 
+# ------------------------------------------- calibration-conditional mode
+PROMISES = ("marginal", "conditional")
+
+
+def run_conditional_split(name, X_train, X_test, is_out, seed, confidence):
+    """The default detector with marginal and with conditional p-values."""
+    n, n_features = X_train.shape
+    params, kind = LOD[DEFAULT]
+    out = {}
+    for promise, fpr_confidence in zip(PROMISES, (None, confidence)):
+        emb = lod_embedder(kind, name, train_size(params, n), n_features)
+        t = time.perf_counter()
+        _REPLAYED[0] = 0.0
+        with warnings.catch_warnings():
+            # CapacityWarning: intended (see the rule); "flag nothing": counted.
+            warnings.simplefilter("ignore")
+            det = LatentOutlierDetector(
+                emb, random_state=seed, fpr_confidence=fpr_confidence, **params
+            ).fit(X_train)
+        p = det.pvalues(X_test)
+        score = -det.score_samples(X_test)
+        out[promise] = {
+            "auc": float(roc_auc_score(is_out, score)),
+            "score_digest": _digest(score),
+            "seconds": time.perf_counter() - t + _REPLAYED[0],
+            "n_calibration": det.n_calibration_,
+            "n_inliers": int(np.sum(~is_out)),
+            "n_outliers": int(np.sum(is_out)),
+            "flagged_inliers": {str(a): int(np.sum(p[~is_out] <= a)) for a in ALPHAS},
+            "flagged_outliers": {str(a): int(np.sum(p[is_out] <= a)) for a in ALPHAS},
+        }
+    return out
+
+
+def bench_conditional_set(name, splits, confidence, log):
+    runs = []
+    for seed, group, X_train, X_test, is_out in splits:
+        t = time.perf_counter()
+        res = run_conditional_split(name, X_train, X_test, is_out, seed, confidence)
+        runs.append({"seed": seed, "group": group, "result": res})
+        fpr = {k: res[k]["flagged_inliers"]["0.05"] / res[k]["n_inliers"] for k in res}
+        log(
+            f"{name} {group} seed {seed}: n_cal {res['marginal']['n_calibration']}, "
+            f"FPR@0.05 marginal {fpr['marginal']:.3f} conditional "
+            f"{fpr['conditional']:.3f} ({time.perf_counter() - t:.0f} s)"
+        )
+    return summarize_conditional(runs, confidence)
+
+
+def summarize_conditional(runs, confidence):
+    """Per alpha and promise: FPR over fitted detectors, exceedances, TPR."""
+    n_cal = [r["result"]["marginal"]["n_calibration"] for r in runs]
+    out = {
+        "n_runs": len(runs),
+        "n_calibration": {"min": int(min(n_cal)), "max": int(max(n_cal))},
+        "auc": {
+            k: float(np.mean([r["result"][k]["auc"] for r in runs])) for k in PROMISES
+        },
+        "scores_identical": all(
+            r["result"]["marginal"]["score_digest"]
+            == r["result"]["conditional"]["score_digest"]
+            for r in runs
+        ),
+        "rows_needed": {
+            str(a): conditional_calibration_rows(a, confidence) for a in ALPHAS
+        },
+        "alpha": {},
+        "runs": runs,
+    }
+    for a in ALPHAS:
+        cell = {}
+        for k in PROMISES:
+            res = [r["result"][k] for r in runs]
+            fpr = np.array([x["flagged_inliers"][str(a)] / x["n_inliers"] for x in res])
+            tpr = np.array(
+                [x["flagged_outliers"][str(a)] / x["n_outliers"] for x in res]
+            )
+            sd = np.array([math.sqrt(a * (1 - a) / x["n_inliers"]) for x in res])
+            above_2sd = float(np.mean(fpr > a + 2 * sd))
+            cell[k] = {
+                "mean_fpr": float(fpr.mean()),
+                "fraction_above_alpha": float(np.mean(fpr > a)),
+                "fraction_above_alpha_2sd": above_2sd,
+                # The binomial se of that fraction at the target level delta.
+                "se_fraction": math.sqrt(confidence * (1 - confidence) / len(runs)),
+                "mean_tpr": float(tpr.mean()),
+                "flags_nothing": float(
+                    np.mean([x["flagged_inliers"][str(a)] == 0 for x in res])
+                ),
+            }
+        # The mean FPR the conditional p-values give in theory: m / (n_cal + 1)
+        # when ranks 1..m are flagged, averaged over the runs' calibration sizes.
+        cell["conditional"]["theory_mean_fpr"] = float(
+            np.mean(
+                [
+                    np.count_nonzero(conditional_pvalue_table(m, confidence) <= a)
+                    / (m + 1)
+                    for m in n_cal
+                ]
+            )
+        )
+        out["alpha"][str(a)] = cell
+    return out
+
+
+def markdown_conditional(result):
+    conf = result["fpr_confidence"]
+    lines = [
+        f"Marginal (`fpr_confidence=None`) against calibration-conditional "
+        f"(`fpr_confidence={conf}`) p-values of the default detector. Per cell, "
+        "over the fitted detectors of the set (seeds x groups): mean FPR on their "
+        "held-out inliers; the fraction whose FPR exceeds alpha, and alpha + 2 "
+        "binomial sd of their own test inliers (the issue's target: <= "
+        f"{1 - conf:.2f} for the conditional one); mean TPR on the outliers.\n",
+        "| set | runs | n_cal | alpha | rows needed | marginal FPR | > alpha | "
+        "> alpha + 2 sd | conditional FPR (theory) | > alpha | > alpha + 2 sd "
+        "(se) | TPR marginal | TPR conditional |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s, r in result["sets"].items():
+        nc = r["n_calibration"]
+        ncal = str(nc["min"]) if nc["min"] == nc["max"] else f"{nc['min']}-{nc['max']}"
+        for a in ALPHAS:
+            m, c = r["alpha"][str(a)]["marginal"], r["alpha"][str(a)]["conditional"]
+            lines.append(
+                f"| {s} | {r['n_runs']} | {ncal} | {a} | {r['rows_needed'][str(a)]} "
+                f"| {m['mean_fpr']:.4f} | {m['fraction_above_alpha']:.2f} "
+                f"| {m['fraction_above_alpha_2sd']:.2f} "
+                f"| {c['mean_fpr']:.4f} ({c['theory_mean_fpr']:.4f}) "
+                f"| {c['fraction_above_alpha']:.2f} "
+                f"| {c['fraction_above_alpha_2sd']:.2f} ({c['se_fraction']:.2f}) "
+                f"| {m['mean_tpr']:.3f} | {c['mean_tpr']:.3f} |"
+            )
+    # Pooled over sets (each fitted detector counts once), per alpha and overall.
+    sets = list(result["sets"].values())
+    delta = 1 - conf
+    lines.append("")
+    lines.append(
+        "| pooled over sets | detectors | marginal: > alpha + 2 sd | "
+        "conditional: > alpha + 2 sd (se at the target) | detectors that can "
+        "flag (n_cal >= rows needed) | conditional, those only (se) |"
+    )
+    lines.append("|---|---|---|---|---|---|")
+
+    def pooled(alphas, promise, can_flag_only):
+        cells = [
+            (r["alpha"][str(b)][promise]["fraction_above_alpha_2sd"], r["n_runs"])
+            for r in sets
+            for b in alphas
+            if not can_flag_only
+            or r["n_calibration"]["min"] >= r["rows_needed"][str(b)]
+        ]
+        n = sum(w for _, w in cells)
+        return (sum(f * w for f, w in cells) / n if n else float("nan")), n
+
+    for a in (*ALPHAS, "all"):
+        alphas = ALPHAS if a == "all" else (a,)
+        (fm, n), (fc, _) = (
+            pooled(alphas, "marginal", False),
+            pooled(alphas, "conditional", False),
+        )
+        fk, nk = pooled(alphas, "conditional", True)
+        se, se_k = (math.sqrt(delta * conf / max(m, 1)) for m in (n, nk))
+        lines.append(
+            f"| alpha = {a} | {n} | {fm:.3f} | {fc:.3f} ({se:.3f}) | {nk} | "
+            f"{fk:.3f} ({se_k:.3f}) |"
+        )
+    lines.append("")
+    lines.append("| set | ROC-AUC marginal | ROC-AUC conditional | scores identical |")
+    lines.append("|---|---|---|---|")
+    for s, r in result["sets"].items():
+        lines.append(
+            f"| {s} | {r['auc']['marginal']:.4f} | {r['auc']['conditional']:.4f} "
+            f"| {'yes' if r['scores_identical'] else 'NO'} |"
+        )
+    lines.append("")
+    lines.append(f"_Total wall time: {result['wall_seconds']:.0f} s._")
+    return "\n".join(lines)
+
+
+def rows_table(confidences=(0.9, 0.95), alphas=ALPHAS, n_max=6000):
+    """Calibration rows each (alpha, confidence) needs: to flag anything, and
+    for a mean FPR of at least alpha / 2 from there on (checked to ``n_max``).
+
+    Ranks ``1..m`` flagged give a mean FPR of ``m / (n_cal + 1)`` on continuous
+    scores, the mean over calibration sets of ``U_(m)``.
+    """
+
+    def table(n, c):
+        if c is None:
+            return (1.0 + np.arange(n + 1)) / (n + 1.0)
+        return conditional_pvalue_table(n, c)
+
+    lines = [
+        "| fpr_confidence | alpha | rows to flag anything | mean FPR >= alpha / 2 "
+        "from |",
+        "|---|---|---|---|",
+    ]
+    for c in (None, *confidences):
+        for a in alphas:
+            mean = np.array(
+                [
+                    np.count_nonzero(table(n, c) <= a) / (n + 1)
+                    for n in range(1, n_max + 1)
+                ]
+            )
+            first = int(np.argmax(mean > 0)) + 1
+            below = np.flatnonzero(mean < a / 2)
+            half_from = int(below[-1]) + 2 if below.size else 1
+            label = "None (marginal)" if c is None else str(c)
+            lines.append(f"| {label} | {a} | {first} | {half_from} |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------- report
 def default_variant():
     """The variant whose parameters are LatentOutlierDetector's defaults."""
@@ -580,13 +807,37 @@ def main(argv=None):
         "--from-json", help="print the tables of an earlier run's JSON and exit"
     )
     parser.add_argument(
-        "--out",
-        default=str(Path(__file__).parent / "results" / "bench_outliers.json"),
+        "--fpr-confidence",
+        type=float,
+        default=None,
+        help="calibration-conditional mode: the default detector only, with "
+        "marginal p-values and with fpr_confidence=FPR_CONFIDENCE "
+        "(JSON: results/bench_outliers_conditional.json)",
     )
+    parser.add_argument(
+        "--rows-table",
+        action="store_true",
+        help="print the calibration rows each alpha and fpr_confidence need, exit",
+    )
+    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    if args.from_json:
-        print(markdown(json.loads(Path(args.from_json).read_text())))
+    if args.rows_table:
+        print(rows_table())
         return None
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        if "fpr_confidence" in result:  # summaries recomputed from the runs
+            for name, r in result["sets"].items():
+                result["sets"][name] = summarize_conditional(
+                    r["runs"], result["fpr_confidence"]
+                )
+            print(markdown_conditional(result))
+        else:
+            print(markdown(result))
+        return None
+    if args.out is None:
+        stem = "bench_outliers" + ("_conditional" if args.fpr_confidence else "")
+        args.out = str(Path(__file__).parent / "results" / f"{stem}.json")
     seeds = [int(s) for s in args.seeds.split(",")]
     sets = args.sets.split(",")
     n_synth = 4000
@@ -631,7 +882,12 @@ def main(argv=None):
         if name == "mnist" and not args.mnist:
             log("mnist: skipped (no --mnist path and no SKDIM_DM_MNIST)")
             continue
-        results[name] = bench_set(name, makers[name](), log)
+        if args.fpr_confidence is None:
+            results[name] = bench_set(name, makers[name](), log)
+        else:
+            results[name] = bench_conditional_set(
+                name, makers[name](), args.fpr_confidence, log
+            )
         _FITTED.clear()
     result = {
         "sets": results,
@@ -652,11 +908,17 @@ def main(argv=None):
             "standardize": STANDARDIZE,
         },
     }
+    if args.fpr_confidence is not None:
+        result["fpr_confidence"] = args.fpr_confidence
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print()
-    print(markdown(result))
+    print(
+        markdown(result)
+        if args.fpr_confidence is None
+        else markdown_conditional(result)
+    )
     return result
 
 

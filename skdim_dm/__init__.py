@@ -10,7 +10,7 @@ only when drawing). The command line is ``python -m skdim_dm``.
 
 from ._base import capacity_to_noise_level, noise_level_to_capacity
 from ._gaussianize import Gaussianizer
-from ._infomax import CapacityWarning, NoiseInjectedInfoMax
+from ._infomax import CapacityWarning, MatchWarning, NoiseInjectedInfoMax
 from ._networks import build_networks
 from ._outliers import LatentOutlierDetector, benjamini_hochberg, outlier_embedder
 from ._persistence import ModelFileError
@@ -31,6 +31,7 @@ __all__ = [
     "benjamini_hochberg",
     "outlier_embedder",
     "CapacityWarning",
+    "MatchWarning",
     "ModelFileError",
     "Prior",
     "FlowPrior",

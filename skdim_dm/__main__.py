@@ -23,34 +23,66 @@ from ._cli import CLIError, build_parser, parse_prior
 __all__ = ["main", "build_parser", "parse_prior"]
 
 
+class _StdoutGuard:
+    """``sys.stdout`` while a command runs: a reader that goes away (``fit ... |
+    head -1``) must not stop the command before it writes the files asked for.
+
+    The first write or flush that fails with ``BrokenPipeError`` points the
+    stream's file descriptor at ``os.devnull`` (so the flush at interpreter exit
+    cannot fail again) and everything printed after it is discarded; the command
+    runs to its end and :func:`main` then returns 141, the status of a Unix tool
+    ended by SIGPIPE (128 + 13).
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.broken = False
+
+    def _guard(self, action, *args):
+        if self.broken:
+            return None
+        try:
+            return action(*args)
+        except BrokenPipeError:
+            self.broken = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):  # no file descriptor
+                pass
+            return None
+
+    def write(self, text):
+        self._guard(self._stream.write, text)
+        return len(text)
+
+    def flush(self):
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None) -> int:
     """Entry point of ``python -m skdim_dm`` and the ``skdim-dm`` script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else 30)
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
     from ._cli_commands import COMMANDS
 
+    stdout = sys.stdout = _StdoutGuard(sys.stdout)
     try:
         code = COMMANDS[args.command](args)
-        sys.stdout.flush()
-        return code
+        stdout.flush()
     except CLIError as exc:
+        stdout.flush()  # what was printed comes before the error
         print(f"skdim-dm {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        # The reader went away (``report ... | head``): stop quietly with the
-        # status of a Unix tool ended by SIGPIPE (128 + 13). Point stdout at
-        # devnull so that the flush at interpreter exit cannot fail again.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):  # stdout without a file descriptor
-            pass
-        return 141
+        code = 2
+    finally:
+        sys.stdout = stdout._stream
+    # The reader of stdout went away (``report ... | head``): the command still
+    # ran to its end (files written); exit as a tool stopped by SIGPIPE would.
+    return 141 if stdout.broken and code == 0 else code
 
 
 if __name__ == "__main__":

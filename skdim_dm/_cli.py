@@ -1,9 +1,12 @@
-"""The command line's arguments: one table of model options, priors, the parser.
+"""The command line's arguments: the model options, priors, the parser.
 
-:data:`MODEL_OPTIONS` lists every option that sets a parameter of
-:class:`~skdim_dm.NoiseInjectedInfoMax` once: its flag, the parameter it sets, its
-argparse settings and the conversion to the parameter's value. The parser and
-:func:`estimator_params` are both generated from it.
+:data:`MODEL_OPTIONS` holds one option per parameter of
+:class:`~skdim_dm.NoiseInjectedInfoMax`, built from the estimator itself: the
+flag from the parameter's name, the accepted values from its
+``_parameter_constraints``, the default from ``get_params()``, the help from its
+docstring. ``_CUSTOM`` overrides the flag, help or parser of a few; the
+parameters no text can express are in :data:`PYTHON_ONLY` with the reason. The
+parser and :func:`estimator_params` are both generated from the table.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ import argparse
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from numbers import Integral
 
 from scipy import stats
 
-from ._augment import VIEWS
 from ._priors import describe_distribution
+from ._validation import HasMethods, Interval, StrOptions
 
 __all__ = [
     "CLIError",
     "MODEL_OPTIONS",
     "Option",
+    "PYTHON_ONLY",
     "add_model_options",
     "build_parser",
     "describe_prior",
@@ -107,30 +112,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
-def _noise_level(text: str):
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number or 'auto'"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("noise level must be positive")
-    return value
-
-
 def _hidden(text: str) -> tuple:
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
@@ -147,12 +128,195 @@ def _same(value):
     return value
 
 
+def _numbers(text: str) -> tuple:
+    """``"1,28,28"`` -> ``(1, 28, 28)``; floats where a field is not an integer."""
+    fields = [f.strip() for f in text.split(",") if f.strip()]
+    if not fields:
+        raise ValueError(text)
+    try:
+        return tuple(int(f) for f in fields)
+    except ValueError:
+        return tuple(float(f) for f in fields)
+
+
+# ------------------------------------------- values from parameter constraints
+# A parameter's command-line form follows from its entry in the estimator's
+# ``_parameter_constraints``: each constraint that text can express becomes one
+# accepted form; the others (callables, modules, generators, objects with
+# methods) are named in the help as Python-only.
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_TEXT_TYPES = {
+    str: "a string",
+    tuple: "comma-separated numbers",
+    list: "comma-separated numbers",
+}
+
+
+def _interval_text(c: Interval) -> str:
+    return str(c).replace("a float in", "a number in")
+
+
+def _form(c) -> tuple[str | None, str | None]:
+    """What a constraint admits, as help text: ``(command-line form, Python-only
+    form)``, either of them None."""
+    if c is None:
+        return "none", None
+    if isinstance(c, StrOptions):
+        return "/".join(sorted(c.options - c.deprecated)), None
+    if isinstance(c, Interval):
+        return _interval_text(c), None
+    if isinstance(c, str):
+        known = {
+            "boolean": ("true/false", None),
+            "verbose": ("an integer >= 0", None),
+            "array-like": ("comma-separated numbers", None),
+            "random_state": ("an integer seed; none", "a numpy.random.RandomState"),
+        }
+        return known.get(c, (None, c))
+    if isinstance(c, type) and c in _TEXT_TYPES:
+        return _TEXT_TYPES[c], None
+    if c is callable:
+        return None, "a callable"
+    if isinstance(c, HasMethods):
+        return None, f"an object with {' and '.join(c.methods)} methods"
+    if isinstance(c, type):
+        return None, f"a {_public_name(c)}"
+    return None, str(c)
+
+
+def _public_name(cls: type) -> str:
+    """``torch.nn.Module`` rather than ``torch.nn.modules.module.Module``."""
+    import sys
+
+    parts = cls.__module__.split(".")
+    for k in range(1, len(parts) + 1):
+        module = sys.modules.get(".".join(parts[:k]))
+        if getattr(module, cls.__name__, None) is cls:
+            return f"{'.'.join(parts[:k])}.{cls.__name__}"
+    return cls.__qualname__
+
+
+def _convert(c, text: str):
+    """The value ``text`` gives under constraint ``c``; ``ValueError`` if none."""
+    low = text.strip().lower()
+    if c is None:
+        if low == "none":
+            return None
+    elif isinstance(c, StrOptions):
+        if text in c.options - c.deprecated:
+            return text
+    elif isinstance(c, Interval):
+        number = int(text) if c.type is Integral else float(text)
+        if c.is_satisfied_by(number):
+            return number
+    elif c == "boolean":
+        if low in _TRUE + _FALSE:
+            return low in _TRUE
+    elif c == "verbose":
+        number = int(text)
+        if number >= 0:
+            return number
+    elif c == "random_state":
+        if low == "none":
+            return None
+        number = int(text)
+        if 0 <= number < 2**32:
+            return number
+    elif c in ("array-like", tuple, list):
+        values = _numbers(text)
+        return list(values) if c is list else values
+    elif c is str:
+        return text
+    raise ValueError(text)
+
+
+def constraint_type(constraints: list) -> Callable[[str], object]:
+    """An argparse ``type`` accepting every form of ``constraints`` that text
+    can express (tried in order), with an error naming them all."""
+    forms = [f for f, _ in map(_form, constraints) if f is not None]
+
+    def convert(text: str):
+        for c in constraints:
+            try:
+                return _convert(c, text)
+            except ValueError:
+                continue
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {' or '.join(forms)}"
+            if len(forms) > 1 or not forms[0].startswith(("true", "none"))
+            else f"{text!r} is not {forms[0]}"
+        )
+
+    return convert
+
+
+def cli_text(value) -> str:
+    """A parameter value as the command line writes it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+class _Switch(argparse.Action):
+    """``--flag`` / ``--no-flag`` for a boolean parameter."""
+
+    def __init__(self, option_strings, dest, default=None, help=None, **kwargs):
+        strings = []
+        for s in option_strings:
+            strings.append(s)
+            if s.startswith("--"):
+                strings.append("--no-" + s[2:])
+        super().__init__(strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, not option_string.startswith("--no-"))
+
+    def format_usage(self) -> str:
+        return " | ".join(self.option_strings)
+
+
+def _doc_summaries(doc: str | None) -> dict[str, str]:
+    """The first sentence of each entry of a numpydoc Parameters section."""
+    out: dict[str, str] = {}
+    lines = (doc or "").splitlines()
+    try:
+        i = next(k for k, line in enumerate(lines) if line.strip() == "Parameters")
+    except StopIteration:
+        return out
+    name, text, indent = None, [], None
+    for line in lines[i + 2 :]:
+        stripped = line.strip()
+        if stripped in ("Attributes", "Returns", "See Also", "Notes", "Examples"):
+            break
+        m = re.match(r"^(\s*)(\w+) :", line)
+        if m and (indent is None or len(m.group(1)) == indent):
+            if name:
+                out[name] = " ".join(text)
+            indent, name, text = len(m.group(1)), m.group(2), []
+        elif name and stripped:
+            text.append(stripped)
+    if name:
+        out[name] = " ".join(text)
+    for key, value in out.items():
+        value = re.sub(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", value)
+        value = value.replace("``", "")
+        sentence = re.match(r"(.+?)\.(\s|$)", value)
+        out[key] = sentence.group(1) if sentence else value
+    return out
+
+
 # ------------------------------------------------------------ the table
 @dataclass(frozen=True)
 class Option:
     """One model option: its flags, the estimator parameter it sets (None: a
     command-line setting only), its argparse settings, and the conversion of the
-    parsed value to the parameter's value."""
+    parsed value to the parameter's value. Settings left out (``type``,
+    ``default``, ``help``) come from the estimator: its parameter constraints,
+    defaults and docstring."""
 
     flags: tuple[str, ...]
     param: str | None
@@ -161,112 +325,97 @@ class Option:
 
     @property
     def dest(self) -> str:
-        return self.flags[-1].lstrip("-").replace("-", "_")
+        """The attribute of the parsed arguments: the parameter's name."""
+        return self.param or self.flags[-1].lstrip("-").replace("-", "_")
 
 
-_THREADS_HELP = {
-    None: "torch CPU threads (default: torch's choice)",
-    1: "torch CPU threads (default: 1; small networks run fastest on one thread, "
-    "above all on a busy machine)",
+#: Parameters of ``NoiseInjectedInfoMax`` that the command line cannot set,
+#: and why. Every other parameter has an option (``tests/test_cli.py`` checks).
+PYTHON_ONLY: dict[str, str] = {
+    "callbacks": "Python callables called after every epoch",
 }
 
-#: The options of ``demo`` and ``fit`` that configure the estimator. The defaults
-#: are the estimator's own, except ``--random-state`` (0: a command reruns alike);
-#: ``tests/test_cli.py`` checks that.
-MODEL_OPTIONS: tuple[Option, ...] = (
+#: Options whose flag, help or parsing differ from what the estimator's
+#: constraints give; any parameter not here (nor in PYTHON_ONLY) gets
+#: ``--its-name`` with a type built from its constraints.
+_CUSTOM: tuple[Option, ...] = (
     Option(
         ("--prior",),
         "prior",
         dict(
             type=parse_prior,
-            default="gaussian",
             help="target: gaussian, uniform, or a scipy.stats distribution such as "
             "expon, laplace, 'beta(2,5)'; several separated by ';' give one per "
-            "component (default: gaussian)",
+            "component (Python only: a Prior or FlowPrior, a (forward, inverse) "
+            "pair of callables, an object with forward and inverse methods)",
         ),
     ),
+    Option(("--n-components",), "n_components", dict(metavar="D")),
     Option(
-        ("--n-components",),
-        "n_components",
-        dict(type=positive_int, default=2, metavar="D"),
-    ),
-    Option(
-        ("--noise-level",),
-        "noise_level",
-        dict(
-            type=_noise_level,
-            default="auto",
-            help="injected noise (sets the capacity); default: auto",
-        ),
-    ),
-    Option(
-        ("--hidden",),
+        ("--hidden", "--hidden-layer-sizes"),
         "hidden_layer_sizes",
-        dict(type=_hidden, default=(256, 256), metavar="W1,W2"),
+        dict(type=_hidden, metavar="W1,W2"),
+    ),
+    Option(
+        ("--input-shape",),
+        "input_shape",
+        dict(metavar="C,H,W"),
+    ),
+    Option(
+        ("--encoder",),
+        "encoder",
+        dict(
+            help="mlp: fully connected (--hidden); conv: the small ConvNet for "
+            "images of --input-shape (Python only: a torch.nn.Module backbone)"
+        ),
+    ),
+    Option(
+        ("--objective",),
+        "objective",
+        dict(
+            help="joint: one InfoNCE bound on the whole latent vector (the "
+            "paper's); sliced: a random rotation per step and one bound per "
+            "coordinate, whose sum is not capped by log(batch size)"
+        ),
     ),
     Option(
         ("--augmentation",),
         "augmentation",
         dict(
-            choices=tuple(VIEWS),  # a view registered in _augment.VIEWS is here too
-            default="gaussian",
             help="views: the same sample twice through the input noise (gaussian), "
             "or a sample and one of its nearest neighbors (neighbors; keeps more "
-            "class information)",
+            "class information)"
         ),
     ),
     Option(
         ("--n-neighbors",),
         "n_neighbors",
-        dict(
-            type=positive_int,
-            default=10,
-            metavar="K",
-            help="neighbors per sample for --augmentation neighbors (default: 10)",
-        ),
+        dict(metavar="K", help="neighbors per sample for --augmentation neighbors"),
     ),
     Option(
         ("--input-noise",),
         "input_noise",
-        dict(
-            type=_unit_interval,
-            default=0.2,
-            metavar="S",
-            help="strength of the input noise on each view, in [0, 1) (default: 0.2)",
-        ),
+        dict(metavar="S", help="strength of the input noise on each view"),
     ),
-    Option(("--batch-size",), "batch_size", dict(type=positive_int, default=512)),
-    Option(("--max-epochs",), "max_epochs", dict(type=positive_int, default=100)),
-    Option(("--learning-rate",), "learning_rate", dict(type=float, default=1e-3)),
     Option(
         ("--learning-rate-schedule",),
         "learning_rate_schedule",
-        dict(
-            choices=("constant", "cosine"),
-            default="constant",
-            help="cosine: anneal the learning rate to 0 over --max-epochs",
-        ),
+        dict(help="cosine: anneal the learning rate to 0 over the fit"),
     ),
-    Option(
-        ("--standardize",),
-        "standardize",
-        dict(choices=("features", "global", "none"), default="features"),
-        to_param=lambda value: None if value == "none" else value,
-    ),
-    Option(
-        ("--device",),
-        "device",
-        dict(default="auto", help="auto, cpu, cuda or cuda:N"),
-    ),
+    Option(("--device",), "device", dict(help="auto, cpu, cuda or cuda:N")),
     Option(
         ("--random-state",),
         "random_state",
-        dict(type=int, default=0, metavar="SEED"),
+        dict(default=0, metavar="SEED"),  # 0, not None: a command reruns alike
     ),
     Option(
-        ("--threads",),
-        None,
-        dict(type=positive_int, default=None, metavar="N", help=_THREADS_HELP[None]),
+        ("--threads", "--n-threads"),
+        "n_threads",
+        dict(
+            metavar="N",
+            help="torch CPU threads inside the fit; auto: one for small MLPs, "
+            "else torch's choice; none: torch's choice",
+        ),
     ),
     Option(
         ("-v", "--verbose"),
@@ -276,20 +425,74 @@ MODEL_OPTIONS: tuple[Option, ...] = (
 )
 
 
-def add_model_options(parser, *, threads: int | None = None) -> None:
+def _model_options() -> tuple[Option, ...]:
+    """:data:`MODEL_OPTIONS`: a row per estimator parameter, in the order of its
+    signature, completed from its constraints, default and docstring."""
+    import inspect
+
+    from ._infomax import NoiseInjectedInfoMax as Estimator
+
+    constraints = Estimator._parameter_constraints
+    defaults = Estimator().get_params()
+    summaries = _doc_summaries(Estimator.__doc__)
+    custom = {o.param: o for o in _CUSTOM}
+    rows = []
+    for name in inspect.signature(Estimator.__init__).parameters:
+        if name not in defaults or name in PYTHON_ONLY:
+            continue
+        option = custom.get(name) or Option(("--" + name.replace("_", "-"),), name)
+        settings = dict(option.settings)
+        settings.setdefault("default", defaults[name])
+        cons = constraints.get(name, [])
+        forms = [_form(c) for c in cons]
+        text_forms = list(dict.fromkeys(f for f, _ in forms if f is not None))
+        python_only = list(dict.fromkeys(p for _, p in forms if p is not None))
+        if set(text_forms) <= {"none"} and not {"type", "action"} & set(settings):
+            continue  # no command-line form: tests/test_cli.py names it
+        if "action" not in settings:
+            if cons and all(c == "boolean" for c in cons):
+                settings["action"] = _Switch
+            else:
+                settings.setdefault("type", constraint_type(cons))
+        help_text = settings.get("help") or summaries.get(name, "")
+        if "help" not in settings and settings.get("action") is not _Switch:
+            accepted = "; ".join(text_forms)
+            if python_only:
+                accepted += f"; Python only: {', '.join(python_only)}"
+            help_text = f"{help_text} ({accepted})" if help_text else accepted
+        if settings.get("action") != "store_true":
+            help_text += f" [default: {cli_text(settings['default'])}]"
+        settings["help"] = help_text.replace("%", "%%").strip()
+        rows.append(Option(option.flags, name, settings, option.to_param))
+    return tuple(rows)
+
+
+#: The options of ``demo`` and ``fit`` that configure the estimator: one per
+#: parameter of ``NoiseInjectedInfoMax`` except those in :data:`PYTHON_ONLY`.
+#: The defaults are the estimator's own, except ``--random-state`` (0: a command
+#: reruns alike); ``tests/test_cli.py`` checks that.
+MODEL_OPTIONS: tuple[Option, ...] = _model_options()
+
+
+def add_model_options(parser, *, threads=None) -> None:
     """Add :data:`MODEL_OPTIONS` to ``parser`` as its "model" group.
 
-    ``threads`` is the default of ``--threads`` (None: torch's choice).
+    ``threads``, when given, is the default of ``--threads`` (the estimator's
+    ``n_threads``) for this command.
     """
-    group = parser.add_argument_group("model")
+    only = ", ".join(f"{k} ({v})" for k, v in PYTHON_ONLY.items())
+    group = parser.add_argument_group(
+        "model",
+        "parameters of NoiseInjectedInfoMax (see its docstring); Python only: " + only,
+    )
     for option in MODEL_OPTIONS:
         settings = dict(option.settings)
-        if option.flags == ("--threads",):
-            help_text = _THREADS_HELP.get(
-                threads, f"torch CPU threads (default: {threads})"
+        if option.param == "n_threads" and threads is not None:
+            settings["default"] = threads
+            settings["help"] = re.sub(
+                r"\[default: .*\]$", f"[default: {threads}]", settings["help"]
             )
-            settings.update(default=threads, help=help_text)
-        group.add_argument(*option.flags, **settings)
+        group.add_argument(*option.flags, dest=option.dest, **settings)
 
 
 def estimator_params(args) -> dict:

@@ -97,6 +97,23 @@ def print_report(Z: np.ndarray, prior, *, out=None, n_subsamples: int = 256) -> 
             print(f"  component {j}: statistic {s:.4f}, p {pv:.4f}", file=out)
 
 
+def report_min_rows(prior) -> int:
+    """The fewest latents :func:`print_report` takes for ``prior`` (a ``--prior``
+    value): :func:`~skdim_dm.metrics.dm_report`'s bootstrap subsample size for a
+    Gaussian base, its neighbor count plus one otherwise (its own defaults)."""
+    import inspect
+
+    from ._priors import resolve_prior
+    from .metrics import dm_report
+
+    defaults = {
+        name: p.default for name, p in inspect.signature(dm_report).parameters.items()
+    }
+    if resolve_prior(prior).base.gaussian:
+        return max(defaults["subsample_size"], defaults["k"] + 1)
+    return defaults["k"] + 1
+
+
 def _print_fit_summary(est, out=None) -> None:
     out = out or sys.stdout
     print(f"epochs run               {est.n_iter_}", file=out)
@@ -144,8 +161,12 @@ def cmd_demo(args) -> int:
     est = _estimator(args)
     print(
         f"fitting {est.n_components}-D {describe_prior(args.prior)} latents on "
-        f"load_digits ({X.shape[0]} x {X.shape[1]}) for up to {args.max_epochs} "
-        "epochs..."
+        f"load_digits ({X.shape[0]} x {X.shape[1]}) for "
+        + (
+            f"{est.max_steps} steps..."
+            if est.max_steps is not None
+            else f"up to {est.max_epochs} epochs..."
+        )
     )
     t0 = time.perf_counter()
     try:
@@ -173,6 +194,11 @@ def cmd_fit(args) -> int:
             file=sys.stderr,
         )
     X = _read(args.data)
+    if args.report and X.shape[0] < report_min_rows(args.prior):
+        raise CLIError(
+            f"--report needs at least {report_min_rows(args.prior)} rows for this "
+            f"prior; DATA has {X.shape[0]}: leave out --report, or fit on more rows"
+        )
     est = _estimator(args)
     try:
         Z = est.fit_transform(X)
@@ -189,7 +215,10 @@ def cmd_fit(args) -> int:
         print(f"model saved to {args.save}")
     if args.report:
         print()
-        print_report(Z, args.prior, n_subsamples=args.subsamples)
+        try:
+            print_report(Z, args.prior, n_subsamples=args.subsamples)
+        except ValueError as exc:
+            raise CLIError(f"cannot report on the latents: {exc}") from None
     return 0
 
 

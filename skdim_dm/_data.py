@@ -146,13 +146,30 @@ def _working_dtype(dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
 
 
+def _mapped_file(address: int) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the file mapped at ``address`` in this process,
+    from ``/proc/self/maps``; ``None`` where that is unknown (no ``/proc``)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                low, high = (int(a, 16) for a in fields[0].split("-"))
+                if low <= address < high:
+                    major, minor = (int(n, 16) for n in fields[3].split(":"))
+                    return os.makedev(major, minor), int(fields[4])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 class MemmapSource(RowSource):
     """The rows of an ``np.memmap`` (2-D, real numbers).
 
     Rows are read from the file with ``pread`` into ordinary memory when the
-    rows are contiguous in it and the map writes through to the file (modes
-    ``r``, ``r+``, ``w+``): page-cache pages are then never mapped into the
-    process. (Reading through the map is not only resident until released: on
+    rows are contiguous in it, the map writes through to the file (modes
+    ``r``, ``r+``, ``w+``) and the file's name still leads to the mapped file
+    (same device and inode, from ``/proc/self/maps``; not after the file was
+    replaced): page-cache pages are then never mapped into the process. (Reading through the map is not only resident until released: on
     our kernel one batch of 512 random MNIST rows mapped 300 MB of a 360 MB
     file, whole large folios at a time.) Otherwise rows are read through the map
     and its pages dropped after each chunk and every ``RELEASE_BYTES`` of random
@@ -195,6 +212,13 @@ class MemmapSource(RowSource):
             self._start = map_offset + (X.ctypes.data - map_address)
             self._fd = os.open(filename, os.O_RDONLY)
         except (OSError, ValueError, TypeError, AttributeError):
+            self._fd, self._start = None, None
+            return
+        # The name may now lead to another file (replaced by write-then-rename
+        # after np.load): read it only when it is the file the map holds.
+        st = os.fstat(self._fd)
+        if _mapped_file(map_address) != (st.st_dev, st.st_ino):
+            os.close(self._fd)
             self._fd, self._start = None, None
 
     def __del__(self):
@@ -309,6 +333,11 @@ class DatasetSource(RowSource):
                 raise ValueError(
                     f"Dataset item {rows[i]} has shape {row.shape}; item 0 has "
                     f"({self.n_features},)"
+                )
+            if row.dtype.kind not in "biuf":  # complex would be cast silently
+                what = "complex" if row.dtype.kind == "c" else f"of dtype {row.dtype}"
+                raise ValueError(
+                    f"Dataset item {rows[i]} is {what}; rows must be real numbers"
                 )
             out[i] = row
         return out

@@ -15,8 +15,9 @@ as under ``torchrun``. A :class:`Shard` is what one rank knows of the others:
   rotation and the channel noise (drawn from the shared generator), the
   critic and the InfoNCE bound with all negatives;
 * hidden ``BatchNorm`` layers of the backbone (the ConvNet's) take their batch
-  statistics over all ranks (:meth:`Shard.all_reduce`, differentiable; torch's
-  ``SyncBatchNorm`` needs CUDA);
+  statistics over all ranks, with the backward pass of a batch norm over all
+  ranks (:class:`_GlobalBatchNorm`: torch's fused CPU kernels and one
+  all-reduce each way; torch's ``SyncBatchNorm`` needs CUDA);
 * the backbone's parameter gradients are summed over ranks (those of the
   parts run on the whole batch, already whole, are averaged).
 
@@ -45,8 +46,6 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
-
-from ._objective import infonce
 
 __all__ = ["Shard", "resolve_shard", "launched_distributed", "rank_generator"]
 
@@ -112,6 +111,7 @@ def resolve_shard(distributed, device: torch.device) -> Shard | None:
                 f"but {' and '.join(missing)} is not set: launch with torchrun, or "
                 "pass distributed=False"
             )
+        _check_launch_env()
         if device.type == "cuda":
             torch.cuda.set_device(local_device(device))
         dist.init_process_group(backend=backend, init_method="env://")
@@ -120,6 +120,39 @@ def resolve_shard(distributed, device: torch.device) -> Shard | None:
         # ("terminate called without an active exception", seen with gloo).
         atexit.register(_destroy_group)
     return Shard(device=local_device(device))
+
+
+def _check_launch_env() -> None:
+    """``ValueError`` for launch variables that cannot describe a process of the
+    group: ``init_process_group`` would wait (for ever, or its long timeout) for
+    peers that never come, e.g. ``RANK=5`` with ``WORLD_SIZE=2``."""
+    values = {}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT"):
+        text = os.environ.get(name)
+        if text is None:
+            continue
+        try:
+            values[name] = int(text)
+        except ValueError:
+            raise ValueError(
+                f"{name}={text!r} is not an integer: the launch variables of a "
+                "data-parallel fit are inconsistent (launch with torchrun, or pass "
+                "distributed=False)"
+            ) from None
+    world, rank = values["WORLD_SIZE"], values.get("RANK", -1)
+    problems = []
+    if not 0 <= rank < world:
+        problems.append(f"RANK={rank} must be in [0, WORLD_SIZE={world})")
+    if not 0 <= values.get("LOCAL_RANK", 0) < world:
+        problems.append(f"LOCAL_RANK={values['LOCAL_RANK']} must be in [0, {world})")
+    if not 0 < values.get("MASTER_PORT", 1) < 65536:
+        problems.append(f"MASTER_PORT={values['MASTER_PORT']} is not a TCP port")
+    if problems:
+        raise ValueError(
+            "the launch variables of this data-parallel fit are inconsistent: "
+            + "; ".join(problems)
+            + " (launch with torchrun, or pass distributed=False)"
+        )
 
 
 def _destroy_group() -> None:
@@ -324,7 +357,7 @@ class Shard:
 
     def pair_mi(self, encoder, critic, channel, view_a, view_b, generator, n_total):
         """InfoNCE estimate of a global batch of ``n_total`` pairs from this
-        rank's share of its views: the backbone runs on the share, the rest on
+        rank's share of its views, and the clean latents of the global batch: the backbone runs on the share, the rest on
         the gathered global batch exactly as one process runs it, drawing from
         ``generator``, which every rank holds in the same state."""
         n = view_a.shape[0]
@@ -334,7 +367,7 @@ class Shard:
         e = encoder.norm(torch.cat([both[:, :d], both[:, d:]]))
         critic.observe(e[:n_total], e[n_total:], generator)
         y = channel(e[:n_total], generator)
-        return infonce(critic(y, e[n_total:]))
+        return critic.bound(y, e[n_total:]), e
 
     def attach(self, encoder: nn.Module) -> list:
         """Make the batch statistics of the backbone's hidden BatchNorm layers
@@ -393,42 +426,81 @@ class Shard:
                 t.copy_(src)
 
 
+class _GlobalBatchNorm(torch.autograd.Function):
+    """Batch normalization by statistics of the global batch (``mean``, ``var``:
+    biased, over all ranks), with the backward pass of a batch norm over all
+    ranks: the two per-channel sums it needs (of the incoming gradient, and of
+    the gradient times the normalized input) are summed over ranks in one
+    all-reduce. Both passes run torch's fused CPU kernels (the eval-mode batch
+    norm and its backward) plus one in-place correction."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, var, eps, shard, count):
+        ctx.save_for_backward(x, weight, mean, var)
+        ctx.eps, ctx.shard, ctx.count = eps, shard, count
+        return nn.functional.batch_norm(
+            x, mean, var, weight, bias, training=False, momentum=0.0, eps=eps
+        )
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, mean, var = ctx.saved_tensors
+        c = x.shape[1]
+        w = weight if weight is not None else x.new_ones(c)
+        # Eval-mode backward: grad * w * invstd, and the local sums
+        # sum(grad * xhat) (as weight's gradient) and sum(grad) (as bias's).
+        dx, sum_gx, sum_g = torch.ops.aten.native_batch_norm_backward(
+            grad.contiguous(), x, w, mean, var, None, None, False, ctx.eps,
+            [True, True, True],
+        )  # fmt: skip
+        sums = ctx.shard.all_reduce_(torch.cat([sum_g, sum_gx]).double())
+        invstd = (var.double() + ctx.eps).rsqrt()
+        scale = w.double() * invstd / ctx.count
+        # dx -= w * invstd * (mean of grad + xhat * mean of grad * xhat),
+        # over the global batch
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        slope = (-scale * invstd * sums[c:]).to(x.dtype).view(shape)
+        offset = (-scale * sums[:c]).to(x.dtype).view(shape)
+        dx.addcmul_(x - mean.view(shape), slope).add_(offset)
+        grad_w = sum_gx if weight is not None else None
+        grad_b = sum_g if ctx.needs_input_grad[2] else None
+        return dx, grad_w, grad_b, None, None, None, None, None
+
+
 def _synced_batch_norm(shard: Shard):
     """``forward`` for a hidden BatchNorm layer: batch statistics of all ranks in
-    training mode (torch's ``SyncBatchNorm`` needs CUDA); eval mode unchanged."""
+    training mode (torch's ``SyncBatchNorm`` needs CUDA); eval mode unchanged.
+    One all-reduce forward (count, sum and sum of squares, in float64, from
+    each rank's exact mean and variance) and one backward."""
 
     def forward(self, x):
         if not self.training:
             return type(self).forward(self, x)
         dims = [0, *range(2, x.dim())]
-        count = x.numel() / x.shape[1]
-        stats = torch.cat(
-            [
-                x.sum(dims, dtype=torch.float64),
-                x.new_tensor([count], dtype=torch.float64),
-            ]
+        with torch.no_grad():
+            var_local, mean_local = torch.var_mean(x, dims, correction=0)
+            n_local = x.numel() / x.shape[1]
+            m, v = mean_local.double(), var_local.double()
+            stats = torch.cat([m * n_local, (v + m * m) * n_local])
+            stats = shard.all_reduce_(torch.cat([stats, stats.new_tensor([n_local])]))
+            n = float(stats[-1])
+            c = x.shape[1]
+            mean64 = stats[:c] / n
+            var64 = (stats[c : 2 * c] / n - mean64 * mean64).clamp_min(0.0)
+            mean, var = mean64.to(x.dtype), var64.to(x.dtype)
+        out = _GlobalBatchNorm.apply(
+            x, self.weight, self.bias, mean, var, self.eps, shard, n
         )
-        stats = shard.all_reduce(stats)
-        n = stats[-1].detach()
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        mean = (stats[:-1] / n).to(x.dtype)
-        xc = x - mean.view(shape)
-        var = (shard.all_reduce((xc * xc).sum(dims, dtype=torch.float64)) / n).to(
-            x.dtype
-        )
-        out = xc / torch.sqrt(var + self.eps).view(shape)
-        if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
         if self.running_mean is None:  # no running statistics kept
             return out
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
-            m = self.momentum
-            if m is None:
-                m = 1.0 / float(self.num_batches_tracked)
-            unbiased = var.detach() * (float(n) / max(float(n) - 1.0, 1.0))
-            self.running_mean.mul_(1 - m).add_(m * mean.detach())
-            self.running_var.mul_(1 - m).add_(m * unbiased)
+            momentum = self.momentum
+            if momentum is None:
+                momentum = 1.0 / float(self.num_batches_tracked)
+            unbiased = var * (n / max(n - 1.0, 1.0))
+            self.running_mean.mul_(1 - momentum).add_(momentum * mean)
+            self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
         return out
 
     return forward

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -22,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ._augment import VIEWS, Views, make_views
+from ._base import get_base
 from ._data import (
     RowSource,
     RowSubset,
@@ -34,7 +36,8 @@ from ._data import (
 )
 from ._distributed import Shard, resolve_shard
 from ._gaussianize import Gaussianizer
-from ._metrics import prior_match_score
+from ._heap import keep_heap
+from ._metrics import joint_match, prior_match_score
 from ._networks import CRITICS, Networks, build_networks, conv_input_shape
 from ._persistence import (
     blobs_to_modules,
@@ -45,10 +48,12 @@ from ._persistence import (
 from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
 from ._training import TrainConfig, final_mi, optimizer_arrays, train
 from ._validation import (
+    FitSeeds,
     Interval,
     StrOptions,
     _fit_context,
     derive_seeds,
+    import_lazy_torch_modules,
     resolve_device,
 )
 
@@ -72,6 +77,10 @@ _INT_PARAMS = (
     "max_epochs",
     "n_iter_no_change",
 )
+#: Largest ``|mean| + std`` of a feature with ``standardize=None``: the float32
+#: networks see X unscaled, and on a 6-feature table fits at 1e19 times unit
+#: scale lost information while at 1e20 the latents collapsed to a constant.
+MAX_UNSCALED = 1e19
 #: ``n_threads="auto"`` runs MLP encoders up to this hidden width on one thread.
 AUTO_ONE_THREAD_WIDTH = 512
 #: Rows per chunk in ``transform``.
@@ -91,6 +100,8 @@ _FITTED = (
     "noise_level_",
     "prior_",
     "gaussianizer_",
+    "settings_",
+    "joint_match_",
     "mean_",
     "scale_",
     "_n_features_out",
@@ -106,6 +117,7 @@ _FITTED = (
 #: by the first call, as the networks and the standardization are).
 PARTIAL_FIT_MUTABLE = (
     "augmentation",
+    "match_weight",
     "n_neighbors",
     "input_noise",
     "batch_size",
@@ -143,19 +155,69 @@ def _is_constant(scale, mean, n_samples):
     return var <= n_samples * eps * var + (n_samples * mean * eps) ** 2
 
 
+def _in_new_thread(function):
+    """``function()`` run in a new thread: torch's thread count there is the
+    one new threads start with."""
+    out = []
+    thread = threading.Thread(target=lambda: out.append(function()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+class _ThreadLimits:
+    """The thread settings while fits and transforms run, restored whatever the
+    interleaving of overlapping calls (fits in several Python threads).
+
+    Three settings change: the BLAS pools' sizes (per process), the calling
+    thread's torch count (OpenMP keeps one per thread) and the count new
+    threads start with (the last one set anywhere). Each call restores its own
+    thread's count; the first call in saves the other two and the last call out
+    restores them. Saving all three per call, interleaved, left them at one
+    call's count instead of the caller's."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.saved = None
+
+    @contextlib.contextmanager
+    def limit(self, n_threads: int):
+        own = torch.get_num_threads()
+        with self.lock:
+            if self.active == 0:
+                default = _in_new_thread(torch.get_num_threads)
+                self.saved = (default, threadpool_limits(limits=n_threads))
+            else:
+                threadpool_limits(limits=n_threads)  # restored by the first
+            self.active += 1
+            torch.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            with self.lock:
+                torch.set_num_threads(own)
+                self.active -= 1
+                if self.active == 0:
+                    default, blas = self.saved
+                    self.saved = None
+                    blas.restore_original_limits()
+                    if default != own:
+                        _in_new_thread(lambda: torch.set_num_threads(default))
+
+
+_THREAD_LIMITS = _ThreadLimits()
+
+
 @contextlib.contextmanager
 def _thread_limit(n_threads):
-    """Run with ``n_threads`` torch and BLAS threads, restoring both afterwards."""
+    """Run with ``n_threads`` torch and BLAS threads; the settings are restored
+    when the last overlapping call ends."""
     if n_threads is None:
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
-    try:
-        with threadpool_limits(limits=int(n_threads)):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with _THREAD_LIMITS.limit(int(n_threads)):
+        yield
 
 
 def _denormals_flushed() -> bool:
@@ -200,6 +262,66 @@ def _global_rng_for_user_modules(encoder, device, seed):
         yield
 
 
+#: What the ``"auto"`` settings resolve to with a Gaussian-based prior and more
+#: than ``JOINT_MAX_COMPONENTS`` components: whitened latents, the sliced bound,
+#: neighbor views and the joint-matching term, on a fixed step budget with a cosine
+#: schedule. Measured in ``benchmarks/RESULTS.md``, "Defaults".
+AUTO_SLICED = {
+    "objective": "sliced",
+    "whiten": True,
+    "augmentation": "neighbors",
+    "match_weight": 30.0,
+    "batch_size": 256,
+    "max_steps": 600,
+    "learning_rate_schedule": "cosine",
+}
+#: What they resolve to otherwise (a uniform prior, or up to two components): the
+#: paper's configuration, which the defaults were before 0.2.
+AUTO_JOINT = {
+    "objective": "joint",
+    "whiten": False,
+    "augmentation": "gaussian",
+    "match_weight": 0.0,
+    "batch_size": 512,
+    "max_steps": None,
+    "learning_rate_schedule": "constant",
+}
+#: Up to this many components ``"auto"`` keeps the joint (paper's) objective.
+JOINT_MAX_COMPONENTS = 2
+
+
+def resolve_settings(params: dict, gaussian: bool, partial: bool = False) -> dict:
+    """The effective training settings: each ``"auto"`` parameter replaced by the
+    value of the configuration that suits ``n_components`` and the prior.
+
+    The choice is made on ``objective``: ``"auto"`` picks the sliced objective
+    for a Gaussian-based prior with more than ``JOINT_MAX_COMPONENTS`` components,
+    the joint one otherwise; every other ``"auto"`` takes that configuration's
+    value (an explicit ``objective`` picks the configuration of that objective:
+    ``AUTO_SLICED`` or ``AUTO_JOINT``). ``partial_fit`` has no horizon, so there
+    ``"auto"`` means no step budget and a constant learning rate.
+    """
+    objective = params["objective"]
+    if objective == "auto":
+        many = params["n_components"] > JOINT_MAX_COMPONENTS
+        objective = "sliced" if gaussian and many else "joint"
+    table = AUTO_SLICED if objective == "sliced" and gaussian else AUTO_JOINT
+    settings = {"objective": objective}
+    for name, auto in table.items():
+        if name == "objective":
+            continue
+        value = params[name]
+        settings[name] = auto if isinstance(value, str) and value == "auto" else value
+    if partial:
+        if params["max_steps"] == "auto":
+            settings["max_steps"] = None
+        if params["learning_rate_schedule"] == "auto":
+            settings["learning_rate_schedule"] = "constant"
+    settings["whiten"] = bool(settings["whiten"])
+    settings["match_weight"] = float(settings["match_weight"])
+    return settings
+
+
 @dataclass
 class _FitPlan:
     """What ``fit`` resolved from the data and parameters before building anything."""
@@ -210,7 +332,7 @@ class _FitPlan:
     scale: np.ndarray
     prior: Prior
     device: torch.device
-    seeds: list[int]
+    seeds: FitSeeds
     batch_size: int
     capacity: float
     views: Views
@@ -222,10 +344,25 @@ class _FitPlan:
     moments: dict | None = None
     #: TrainConfig fields that differ from the parameters (partial_fit).
     train_overrides: dict | None = None
+    #: The effective settings, "auto" resolved (:func:`resolve_settings`).
+    settings: dict | None = None
 
 
 class CapacityWarning(UserWarning):
     """The channel capacity exceeds what InfoNCE can measure with this batch size."""
+
+
+class MatchWarning(UserWarning):
+    """The fitted latents are far from the prior by the graded joint measure."""
+
+
+#: Diagnostics after fit: at most this many rows are encoded and measured, and
+#: none below ``DIAGNOSTIC_MIN_ROWS`` (too few to tell anything from the floor).
+DIAGNOSTIC_MAX_ROWS = 2000
+DIAGNOSTIC_MIN_ROWS = 200
+#: ``MatchWarning`` when a ratio exceeds this multiple of its exact-sample 95%
+#: quantile.
+DIAGNOSTIC_TOLERANCE = 2.0
 
 
 class NoiseInjectedInfoMax(
@@ -318,8 +455,11 @@ default="gaussian"
         of freedom); with ``augmentation="neighbors"`` it keeps classes apart
         where the Gaussian kernel crowds them (see ``benchmarks/RESULTS.md``).
 
-    objective : {"joint", "sliced"}, default="joint"
-        ``"joint"``: one InfoNCE bound on the mutual information of the whole
+    objective : {"auto", "joint", "sliced"}, default="auto"
+        ``"auto"`` picks ``"sliced"`` for a Gaussian-based prior with more than
+        two components and ``"joint"`` otherwise, and with it the configuration
+        that every other ``"auto"`` parameter takes (``settings_`` holds the
+        result; see Notes). ``"joint"``: one InfoNCE bound on the mutual information of the whole
         latent vector through the noisy channel, the paper's objective; its
         capacity is capped by ``log(batch_size)``. ``"sliced"`` (Gaussian prior,
         critic ``"gaussian"`` or ``"student"``): at every step the latents are
@@ -330,11 +470,27 @@ default="gaussian"
         Gaussian. ``mutual_info_`` is then the sum of the slices' estimates and
         ``kl_upper_bound_`` bounds the summed KL of the noise-smoothed slices.
 
-    whiten : bool, default=False
+    whiten : bool or "auto", default="auto"
+        ``"auto"``: True with the sliced objective, False otherwise.
         Gaussian prior: whiten the encoder output (zero mean, identity
         covariance, by batch Cholesky whitening while training and the exact
         statistics of the training set after it) instead of standardizing each
         component (batch normalization), so that components are decorrelated.
+
+    match_weight : float >= 0 or "auto", default="auto"
+        Weight of a joint-matching term added to the loss: the Epps-Pulley
+        distance (between the empirical characteristic function and the
+        prior's) of the clean latents of each batch projected on a fresh random
+        orthonormal frame, times ``n_components``, as LeJEPA's SIGReg
+        regularizes random projections (Balestriero and LeCun, 2025). A law
+        whose every projection matches is the prior (Cramer-Wold), so the term
+        pulls the joint law of the latents themselves toward ``N(0, I)``; the
+        InfoMax bound alone sees them only through the noise, which at the
+        sliced objective's low capacity per component hides most of their
+        shape. ``0`` turns it off; ``"auto"``: ``AUTO_SLICED["match_weight"]``
+        with the sliced objective and a Gaussian-based prior, 0 otherwise. Larger
+        weights match more closely and keep less (``benchmarks/RESULTS.md``,
+        "Defaults"). Logged per epoch as ``history_[i]["match"]``.
 
     gaussianize : int, default=0
         Gaussian prior: after training, fit a :class:`Gaussianizer` with this
@@ -347,8 +503,9 @@ default="gaussian"
         ``gaussianizer_``. With ``partial_fit`` it is refitted at every call on
         that call's rows.
 
-    augmentation : {"gaussian", "neighbors"} or callable, default="gaussian"
-        How the two views are made. ``"gaussian"`` is the paper's input channel
+    augmentation : {"auto", "gaussian", "neighbors"} or callable, default="auto"
+        How the two views are made. ``"auto"``: ``"neighbors"`` with the sliced
+        objective and a Gaussian-based prior, ``"gaussian"`` otherwise. ``"gaussian"`` is the paper's input channel
         ``sqrt(1 - s^2) x + s xi`` with ``s = input_noise`` on standardized
         features, applied twice to the same sample. ``"neighbors"`` makes the
         second view from one of the sample's ``n_neighbors`` nearest training
@@ -379,11 +536,15 @@ default="gaussian"
         Input scaling learned in ``fit``: per feature (zero mean, unit variance),
         one mean and scale for all features (suits images), or none.
 
-    batch_size : int, default=512
-        Pairs per InfoNCE batch (capped at the training set size).
+    batch_size : int or "auto", default="auto"
+        Pairs per InfoNCE batch (capped at the training set size). ``"auto"``:
+        256 with the sliced configuration (each slice's bound is capped by
+        ``log(256) = 5.5`` nats, far above its capacity, and a step costs a
+        quarter of 512's in the critic), 512 otherwise.
 
-    max_steps : int or None, default=None
-        When set, training runs exactly this many optimizer steps, whatever the
+    max_steps : int, None or "auto", default="auto"
+        ``"auto"``: ``AUTO_SLICED["max_steps"]`` with the sliced configuration
+        (``None`` in ``partial_fit``), ``None`` otherwise. When set, training runs exactly this many optimizer steps, whatever the
         data size (``max_epochs`` is then ignored, and the cosine schedule spans
         the steps): small data sets get enough updates, large ones a bounded
         budget.
@@ -394,7 +555,9 @@ default="gaussian"
     learning_rate : float, default=1e-3
         Adam step size for the encoder and critic.
 
-    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+    learning_rate_schedule : {"auto", "constant", "cosine"}, default="auto"
+        ``"auto"``: ``"cosine"`` with the sliced configuration, ``"constant"``
+        otherwise and in ``partial_fit``.
         ``"cosine"`` anneals the step size from ``learning_rate`` to 0 over
         ``max_epochs`` (over ``max_steps`` when that is set; set at every step);
         the schedule assumes the fit runs to the end, so early stopping or a
@@ -426,9 +589,15 @@ default="gaussian"
         thread for the MLP encoder with hidden widths up to 512, whose matrix
         products are too small to split profitably (on a busy 2-core machine the
         README snippet took 38 to 68 s with two threads and 13 s with one) and
-        leaves the settings alone otherwise; ``None`` never changes them. Torch's
-        thread count is process-wide, so fits running in several Python threads
-        at once share it (it affects speed, never results).
+        leaves the settings alone otherwise; ``None`` never changes them. The
+        count changes how float sums are split, so results agree only to float
+        rounding at first, and training amplifies the difference: with 1
+        against 2 threads, latents differed by up to 3.8e-7 after 2 epochs of
+        a small fit, 7e-3 after 20 epochs and 1.1 (median 0.036) after the
+        default 100 epochs on digits. Set ``n_threads`` and ``random_state``
+        for repeatable results. Torch's thread count is process-wide, so fits
+        running in several Python threads at once share it; the settings from
+        before the first of them are restored when the last one ends.
 
     verbose : bool, default=False
         Show a progress bar with the loss and MI per epoch.
@@ -490,7 +659,27 @@ default="gaussian"
 
     kl_upper_bound_ : float or None
         ``capacity_ - mutual_info_``: an upper bound on the KL divergence from the
-        noise-smoothed latent to the scaled prior (Gaussian prior only).
+        **noise-smoothed** latent ``sqrt(1 - p^2) f(X) + p xi`` to the prior
+        (Gaussian prior only; per slice, summed, with the sliced objective). It
+        says nothing about the clean latents ``f(X)`` at scales finer than the
+        noise: at the low capacities the defaults use, a small value is
+        compatible with latents far from the prior. Judge the latents themselves
+        with ``joint_match_`` or :func:`skdim_dm.metrics.joint_match`.
+
+    joint_match_ : dict or None
+        The graded joint measure of the fitted latents
+        (:func:`~skdim_dm.metrics.joint_match`: sliced, radial and covariance
+        ratios to exact prior samples of the same size, with their 95%
+        quantiles), measured at the end of ``fit`` on the validation rows when
+        ``early_stopping`` holds some out (``"held_out": True``), else on up to
+        2,000 training rows, which flatter the fit; ``None`` with fewer than
+        200 rows, row-source input, or after ``partial_fit``. A
+        ``MatchWarning`` is raised when a ratio exceeds twice its 95% quantile.
+
+    settings_ : dict
+        The effective ``objective``, ``whiten``, ``augmentation``,
+        ``match_weight``, ``max_steps`` and ``learning_rate_schedule``, with
+        every ``"auto"`` resolved (see Notes).
 
     mean_, scale_ : ndarray of shape (n_features_in_,)
         Input standardization.
@@ -506,32 +695,29 @@ default="gaussian"
 
     Notes
     -----
-    Which settings to use (held-out latents, 3 seeds; the figures, commands and
-    the two-stage pipelines measured beside them are in ``benchmarks/RESULTS.md``,
-    "Frontier", and the README, "Choosing settings"):
+    The ``"auto"`` defaults resolve together (``settings_`` holds the result):
 
-    ============================  ==============================================
-    goal                          settings
-    ============================  ==============================================
-    closest HZ, d = 2             the defaults (the paper's views); they keep
-                                  the least information
-    images, d = 2, information    after ``PCA(50)``: ``standardize="global"``,
-                                  ``augmentation="neighbors"``,
-                                  ``critic="student"``, 1.725 nats per component,
-                                  ``learning_rate=2e-3``, cosine schedule,
-                                  ``max_steps=8000``, ``gaussianize=10``
-    d > 2, tables or images       ``whiten=True``, ``objective="sliced"``,
-                                  ``augmentation="neighbors"``,
-                                  ``critic="student"``, cosine schedule,
-                                  ``max_steps=1000`` (images: also
-                                  ``standardize="global"``)
-    small tables, best matching   ``PCA(d, whiten=True)`` then
-                                  :class:`Gaussianizer` (not this estimator)
-    ============================  ==============================================
+    The sliced configuration applies to a Gaussian-based prior with more than two
+    components, the joint (paper's) one otherwise:
 
-    At d = 2 on MNIST the image settings keep less class information than
-    PCA(50) -> UMAP -> :class:`Gaussianizer` (MLP accuracy 0.81 against 0.93)
-    and match better (bootstrap Henze-Zirkler 0.45 against 0.41).
+    ==========================  ===================  ======================
+    setting                     sliced               joint
+    ==========================  ===================  ======================
+    ``objective``               ``"sliced"``         ``"joint"``
+    ``whiten``                  True                 False
+    ``augmentation``            ``"neighbors"``      ``"gaussian"``
+    ``match_weight``            30                   0
+    ``batch_size``              256                  512
+    ``max_steps``               600                  None (``max_epochs``)
+    ``learning_rate_schedule``  ``"cosine"``         ``"constant"``
+    ==========================  ===================  ======================
+
+    Set ``objective="joint"`` for the paper's configuration at any dimension;
+    any parameter given explicitly overrides its ``"auto"`` value. Measured on
+    held-out latents against ``PCA(d, whiten=True)`` and PCA followed by
+    Gaussianization in ``benchmarks/RESULTS.md``, "Defaults"; the recipes for
+    images at d = 2 and when a two-stage pipeline is the better choice are in
+    the README, "Choosing settings".
 
     References
     ----------
@@ -560,18 +746,26 @@ default="gaussian"
         "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
         "critic": [StrOptions(set(CRITICS))],
-        "objective": [StrOptions({"joint", "sliced"})],
-        "whiten": ["boolean"],
+        "objective": [StrOptions({"auto", "joint", "sliced"})],
+        "whiten": ["boolean", StrOptions({"auto"})],
+        "match_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "gaussianize": [Interval(Integral, 0, None, closed="left")],
-        "augmentation": [StrOptions(set(VIEWS)), callable],
+        "augmentation": [StrOptions({"auto", *VIEWS}), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"features", "global"}), None],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [
+            Interval(Integral, 2, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "max_steps": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, MAX_LEARNING_RATE, closed="right")],
-        "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
+        "learning_rate_schedule": [StrOptions({"auto", "constant", "cosine"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -598,18 +792,19 @@ default="gaussian"
         hidden_layer_sizes=(256, 256),
         input_shape=None,
         critic="gaussian",
-        objective="joint",
-        whiten=False,
+        objective="auto",
+        whiten="auto",
+        match_weight="auto",
         gaussianize=0,
-        augmentation="gaussian",
+        augmentation="auto",
         n_neighbors=10,
         input_noise=0.2,
         standardize="features",
-        batch_size=512,
-        max_steps=None,
+        batch_size="auto",
+        max_steps="auto",
         max_epochs=100,
         learning_rate=1e-3,
-        learning_rate_schedule="constant",
+        learning_rate_schedule="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -630,6 +825,7 @@ default="gaussian"
         self.critic = critic
         self.objective = objective
         self.whiten = whiten
+        self.match_weight = match_weight
         self.gaussianize = gaussianize
         self.augmentation = augmentation
         self.n_neighbors = n_neighbors
@@ -681,15 +877,29 @@ default="gaussian"
             For invalid data or parameters, before anything is built or trained.
         FloatingPointError
             When the loss becomes non-finite; the estimator is left unfitted.
+        KeyboardInterrupt
+            When training is interrupted (Ctrl-C, or a callback raising it): the
+            weights trained so far are kept, the estimator is fitted with them,
+            and the interrupt propagates so that the caller stops too.
         """
         self._clear_fitted()
         try:
-            with _thread_limit(self._threads()), _flush_denormals():
-                return self._fit(X)
+            with (
+                _thread_limit(self._threads()),
+                _flush_denormals(),
+                keep_heap(not is_streamed(X)),
+            ):
+                result = self._fit(X)
         except BaseException:
             # A failed fit never leaves an estimator that looks fitted.
             self._clear_fitted()
             raise
+        if result.interrupted:
+            raise KeyboardInterrupt(
+                f"fit interrupted after {result.n_iter} epoch(s); the weights "
+                "trained so far are kept"
+            )
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -746,6 +956,9 @@ default="gaussian"
         ValueError
             For invalid data or parameters, or a parameter fixed by the first
             call that has changed; the estimator is left as it was.
+        KeyboardInterrupt
+            When the call is interrupted; the estimator is left as it was
+            before the call (unfitted, for the first call).
 
         See Also
         --------
@@ -768,8 +981,16 @@ default="gaussian"
         if first:
             self._clear_fitted()
         try:
-            with _thread_limit(self._threads()), _flush_denormals():
-                return self._fit(X, partial=True) if first else self._fit_more(X)
+            with (
+                _thread_limit(self._threads()),
+                _flush_denormals(),
+                keep_heap(not is_streamed(X)),
+            ):
+                if first:
+                    self._fit(X, partial=True)
+                else:
+                    self._fit_more(X)
+            return self
         except BaseException:
             if first:
                 self._clear_fitted()
@@ -777,7 +998,8 @@ default="gaussian"
 
     def _fit_more(self, X):
         """A later partial_fit call: one pass over ``X`` from the current state,
-        trained on copies so that a failure leaves the estimator as it was."""
+        trained on copies and stored in one step at the end, so that a failure
+        or an interrupt leaves the estimator as it was."""
         device = resolve_device(self.device)
         shard = resolve_shard(self.distributed, device)
         if shard is None:
@@ -789,21 +1011,21 @@ default="gaussian"
                 shard.agree(exc)
                 raise
             shard.agree(None)
-        built = build_networks(seed=plan.seeds[0], **plan.network_params)
+        import_lazy_torch_modules()
+        built = build_networks(seed=plan.seeds.weights, **plan.network_params)
         critic = (
             copy.deepcopy(self.critic_) if hasattr(self, "critic_") else built.critic
         )
         nets = Networks(copy.deepcopy(self.encoder_), critic, built.channel)
         views = self._fit_views(plan)
         result, mutual_info = self._train(nets, views, plan)
-        before = (self.n_iter_, self.n_steps_, list(self.history_))
-        self._store(nets, views, plan, result, mutual_info)
-        for entry in result.history:
-            entry["epoch"] += before[0]
-        self.n_iter_ = before[0] + result.n_iter
-        self.n_steps_ = before[1] + result.n_steps
-        self.history_ = before[2] + result.history
-        return self
+        fitted = self._fitted_state(nets, views, plan, result, mutual_info)
+        for entry in fitted["history_"]:
+            entry["epoch"] += self.n_iter_
+        fitted["n_iter_"] += self.n_iter_
+        fitted["n_steps_"] += self.n_steps_
+        fitted["history_"] = self.history_ + fitted["history_"]
+        self._store(fitted)
 
     def _plan_more(self, X, device, shard) -> _FitPlan:
         X = self._validated(X, reset=False, min_samples=2)
@@ -818,7 +1040,7 @@ default="gaussian"
                 f"{changed} changed since the networks were built; partial_fit "
                 "continues the same model: restore them, or call fit to start over"
             )
-        if self.learning_rate_schedule != "constant":
+        if self.learning_rate_schedule not in ("constant", "auto"):
             raise ValueError(
                 "partial_fit has no horizon to anneal over: use "
                 "learning_rate_schedule='constant' (or fit)"
@@ -828,21 +1050,16 @@ default="gaussian"
         if self.standardize == "global":
             previous = {k: v if k == "count" else v[0] for k, v in previous.items()}
         mean, scale, raw = self._standardization(X, previous)
-        calls = self.n_iter_
-        seeds = [
-            int(
-                np.random.SeedSequence(seed, spawn_key=(calls,)).generate_state(
-                    1, dtype=np.uint64
-                )[0]
-                >> np.uint64(1)
-            )
-            for seed in derive_seeds(self.random_state, 6)
-        ]
+        seeds = FitSeeds.derive(self.random_state, call=self.n_iter_)
+        settings = resolve_settings(
+            self.get_params(deep=False), self.prior_.base.gaussian, partial=True
+        )
         views = make_views(
-            self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
+            settings["augmentation"], self.input_noise, n_neighbors=self.n_neighbors
         )
         views.check_n_samples(X.shape[0])
-        batch = min(self.batch_size, X.shape[0])
+        batch = min(settings["batch_size"], X.shape[0])
+        self._check_batch(batch, X.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
         network_params = self._network_params(
@@ -870,6 +1087,7 @@ default="gaussian"
             shard,
             raw,
             overrides,
+            settings,
         )
 
     def _structure_params(self) -> dict:
@@ -893,11 +1111,57 @@ default="gaussian"
         }
 
     def _fit(self, X, partial=False):
+        """Fit from scratch; returns the training result (``interrupted`` when
+        ``fit`` was interrupted: the weights trained so far are stored)."""
         plan = self._plan(X, partial)
-        nets = build_networks(seed=plan.seeds[0], **plan.network_params)
+        import_lazy_torch_modules()
+        nets = build_networks(seed=plan.seeds.weights, **plan.network_params)
         views = self._fit_views(plan)
         result, mutual_info = self._train(nets, views, plan)
-        return self._store(nets, views, plan, result, mutual_info)
+        self._store(self._fitted_state(nets, views, plan, result, mutual_info))
+        if not partial:
+            self.joint_match_ = self._diagnose(plan)
+        return result
+
+    def _diagnose(self, plan: _FitPlan) -> dict | None:
+        """The graded joint measure (:func:`~skdim_dm.metrics.joint_match`) of
+        the fitted latents, on the validation rows when ``early_stopping`` held
+        some out, else on training rows (up to ``DIAGNOSTIC_MAX_ROWS`` of either);
+        a ``MatchWarning`` names what helps when a view is far from its floor."""
+        held_out = plan.X_val is not None
+        rows = plan.X_val if held_out else plan.X_train
+        if isinstance(rows, RowSubset) or rows.shape[0] < DIAGNOSTIC_MIN_ROWS:
+            return None
+        if rows.shape[0] > DIAGNOSTIC_MAX_ROWS:
+            pick = np.random.default_rng(plan.seeds.evaluation).choice(
+                rows.shape[0], DIAGNOSTIC_MAX_ROWS, replace=False
+            )
+            rows = rows[np.sort(pick)]
+        # In the base's coordinates (N(0, I) or U([0,1]^d)), where the floor is.
+        Z = plan.prior.from_target(self._transform(rows))
+        result = joint_match(Z, plan.prior.base.name, n_directions=128, n_reference=8)
+        report = {k: float(v) for k, v in result._asdict().items()}
+        report.update(rows=int(Z.shape[0]), held_out=held_out)
+        far = [
+            view
+            for view in ("sliced", "radial", "cov")
+            if report[f"{view}_ratio"]
+            > DIAGNOSTIC_TOLERANCE * report[f"{view}_ratio_q95"]
+        ]
+        if far:
+            where = "held-out" if held_out else "training"
+            warnings.warn(
+                f"the {where} latents are far from the prior: "
+                + ", ".join(f"{v}_ratio {report[f'{v}_ratio']:.2f}" for v in far)
+                + " (1.0 is an exact sample; "
+                + ", ".join(f"{report[f'{v}_ratio_q95']:.2f}" for v in far)
+                + " its 95% quantile). The defaults (objective='auto') match "
+                "jointly above two components; raise match_weight to match more "
+                "closely, or set gaussianize=10 (see joint_match_).",
+                MatchWarning,
+                stacklevel=5,
+            )
+        return report
 
     def _plan(self, X, partial=False) -> _FitPlan:
         """Validate the data and parameters and resolve everything ``fit`` needs,
@@ -919,29 +1183,37 @@ default="gaussian"
         X = self._validated(X, reset=True, min_samples=2)
         n_features = X.shape[1]
         self._check_params(n_features)
-        if partial and self.learning_rate_schedule != "constant":
+        if partial and self.learning_rate_schedule not in ("constant", "auto"):
             raise ValueError(
                 "partial_fit has no horizon to anneal over: use "
                 "learning_rate_schedule='constant' (or fit)"
             )
         prior = resolve_prior(self.prior, self.n_components)
         base = prior.base
-        seeds = derive_seeds(self.random_state, 7)
+        seeds = FitSeeds.derive(self.random_state)
         if self.gaussianize and not base.gaussian:
             raise ValueError("gaussianize needs the Gaussian prior")
+        if self.objective == "sliced" and not base.gaussian:
+            raise ValueError(
+                "objective='sliced' needs the Gaussian prior: a law whose every "
+                "projection is Gaussian is Gaussian, while projections of a "
+                "uniform law are not uniform"
+            )
         mean, scale, raw = self._standardization(X)
-        X_train, X_val = (X, None) if partial else self._split(X, seeds[2])
+        X_train, X_val = self._split(X, seeds.split, hold_out=not partial)
         if isinstance(X, RowSource):
             X_train = RowSubset(X, X_train)
             X_val = None if X_val is None else RowSubset(X, X_val)
+        settings = resolve_settings(self.get_params(deep=False), base.gaussian, partial)
         views = make_views(
-            self.augmentation, self.input_noise, n_neighbors=self.n_neighbors
+            settings["augmentation"], self.input_noise, n_neighbors=self.n_neighbors
         )
         views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
-        batch = min(self.batch_size, X_train.shape[0])
+        batch = min(settings["batch_size"], X_train.shape[0])
+        self._check_batch(batch, X_train.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
-        sliced = self.objective == "sliced"
+        sliced = settings["objective"] == "sliced"
         if self.noise_level == "auto":
             capacity = base.auto_capacity(self.n_components, batch, sliced=sliced)
             noise_level = base.noise_level(capacity, self.n_components)
@@ -978,7 +1250,19 @@ default="gaussian"
             shard,
             raw,
             overrides,
+            settings,
         )
+
+    def _check_batch(self, batch, n_rows):
+        """``whiten=True`` whitens each batch by its own covariance, which has
+        rank at most ``batch - 1``."""
+        if self.whiten and batch <= self.n_components:
+            raise ValueError(
+                f"whiten=True whitens each batch by its covariance, which needs "
+                f"more rows than n_components={self.n_components}; batches have "
+                f"{batch} (batch_size={self.batch_size}, {n_rows} training rows): "
+                "raise batch_size, pass more rows, or lower n_components"
+            )
 
     def _check_shards(self, shard, X, mean, scale, batch):
         """Every process of a data-parallel fit must see the same data and
@@ -1003,6 +1287,8 @@ default="gaussian"
 
     def _network_params(self, n_features, base_name, noise_level) -> dict:
         """The keyword arguments of :func:`build_networks` (all but the seed)."""
+        gaussian = get_base(base_name).gaussian
+        settings = resolve_settings(self.get_params(deep=False), gaussian)
         return {
             "n_features": n_features,
             "n_components": self.n_components,
@@ -1014,8 +1300,8 @@ default="gaussian"
             if self.input_shape is None
             else tuple(int(s) for s in self.input_shape),
             "critic": self.critic,
-            "objective": self.objective,
-            "whiten": bool(self.whiten),
+            "objective": settings["objective"],
+            "whiten": settings["whiten"],
         }
 
     def _fit_views(self, plan: _FitPlan) -> Views:
@@ -1031,7 +1317,7 @@ default="gaussian"
             return torch.as_tensor(a, device=plan.device)
 
         X_val = None if plan.X_val is None else to_tensor(plan.X_val)
-        gen = torch.Generator(device=plan.device).manual_seed(plan.seeds[5])
+        gen = torch.Generator(device=plan.device).manual_seed(plan.seeds.views)
         if plan.shard is None:
             return plan.views.fit(to_tensor(plan.X_train), X_val, gen)
         return plan.views.fit(to_tensor(plan.X_train), X_val, gen, shard=plan.shard)
@@ -1043,9 +1329,10 @@ default="gaussian"
         config = TrainConfig(
             batch_size=plan.batch_size,
             max_epochs=self.max_epochs,
-            max_steps=self.max_steps,
+            max_steps=plan.settings["max_steps"],
             learning_rate=self.learning_rate,
-            learning_rate_schedule=self.learning_rate_schedule,
+            learning_rate_schedule=plan.settings["learning_rate_schedule"],
+            match_weight=plan.settings["match_weight"],
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
@@ -1055,9 +1342,9 @@ default="gaussian"
         for name, value in (plan.train_overrides or {}).items():
             setattr(config, name, value)
         device, seeds, shard = plan.device, plan.seeds, plan.shard
-        generator = torch.Generator(device=device).manual_seed(seeds[1])
-        dist = {} if shard is None else {"shard": shard, "local_seed": seeds[1]}
-        with _global_rng_for_user_modules(self.encoder, device, seeds[4]):
+        generator = torch.Generator(device=device).manual_seed(seeds.training)
+        dist = {} if shard is None else {"shard": shard, "local_seed": seeds.training}
+        with _global_rng_for_user_modules(self.encoder, device, seeds.user_modules):
             result = train(
                 encoder,
                 critic,
@@ -1065,25 +1352,24 @@ default="gaussian"
                 views,
                 config,
                 generator,
-                seeds[3],
+                seeds.evaluation,
                 **dist,
             )
-            if result.interrupted:
-                warnings.warn(
-                    f"fit interrupted after {result.n_iter} epoch(s); keeping the "
-                    "weights trained so far",
-                    UserWarning,
-                    stacklevel=5,
-                )
+            if result.interrupted and plan.train_overrides is not None:
+                # partial_fit keeps nothing of an interrupted call.
+                raise KeyboardInterrupt("partial_fit interrupted")
             try:
                 if shard is None:
                     encoder.calibrate(views.X, max(plan.batch_size, 4096))
                 else:
                     encoder.calibrate(views.X, max(plan.batch_size, 4096), shard)
-                eval_gen = torch.Generator(device=device).manual_seed(seeds[3])
+                eval_gen = torch.Generator(device=device).manual_seed(seeds.evaluation)
                 extra = {}
                 if shard is not None:
-                    extra = {"shard": shard, "local_gen": shard.generator(seeds[3])}
+                    extra = {
+                        "shard": shard,
+                        "local_gen": shard.generator(seeds.evaluation),
+                    }
                 mutual_info = final_mi(
                     encoder,
                     critic,
@@ -1113,37 +1399,53 @@ default="gaussian"
             )
         return result, mutual_info
 
-    def _store(self, nets: Networks, views: Views, plan: _FitPlan, result, mutual_info):
-        """Fitted state, on the CPU."""
-        self.encoder_ = nets.encoder.cpu().eval()
+    def _fitted_state(
+        self, nets: Networks, views: Views, plan: _FitPlan, result, mutual_info
+    ) -> dict:
+        """The fitted attributes (on the CPU) that a call stores, computed
+        without touching the estimator."""
+        fitted = {"encoder_": nets.encoder.cpu().eval()}
         if any(True for _ in nets.critic.parameters()):
-            self.critic_ = nets.critic.cpu().eval()
-        self.prior_ = plan.prior
+            fitted["critic_"] = nets.critic.cpu().eval()
+        fitted["prior_"] = plan.prior
+        fitted["settings_"] = {
+            k: v if isinstance(v, (str, bool, int, float, type(None))) else "callable"
+            for k, v in plan.settings.items()
+        }
+        fitted["joint_match_"] = None
         if self.gaussianize:
-            self.gaussianizer_ = self._fit_gaussianizer(views.X, plan.seeds[6])
-        self.mean_, self.scale_ = plan.mean, plan.scale
-        self.n_iter_ = result.n_iter
-        self.n_steps_ = result.n_steps
-        self.history_ = result.history
-        self.n_samples_seen_ = int(plan.moments["rows"])
+            fitted["gaussianizer_"] = self._fit_gaussianizer(
+                fitted["encoder_"], views.X, plan.seeds.gaussianizer
+            )
+        fitted["mean_"], fitted["scale_"] = plan.mean, plan.scale
+        fitted["n_iter_"] = result.n_iter
+        fitted["n_steps_"] = result.n_steps
+        fitted["history_"] = result.history
+        fitted["n_samples_seen_"] = int(plan.moments["rows"])
         raw = plan.moments
-        self._input_moments = np.stack(
+        fitted["_input_moments"] = np.stack(
             [np.broadcast_to(np.float64(raw["count"]), np.shape(raw["m2"]) or (1,))]
             + [np.atleast_1d(raw[k]).astype(np.float64) for k in ("mean", "m2")]
         )
         if plan.train_overrides is not None:  # partial_fit: Adam resumes next call
             arrays = optimizer_arrays(result.optimizer_state)
-            self._adam_moments, self._adam_steps, self._adam_index = arrays
-        self.noise_level_ = plan.network_params["noise_level"]
-        self.capacity_ = plan.capacity
-        self.mutual_info_ = mutual_info
-        self.kl_upper_bound_ = (
+            keys = ("_adam_moments", "_adam_steps", "_adam_index")
+            fitted.update(zip(keys, arrays))
+        fitted["noise_level_"] = plan.network_params["noise_level"]
+        fitted["capacity_"] = plan.capacity
+        fitted["mutual_info_"] = mutual_info
+        fitted["kl_upper_bound_"] = (
             plan.capacity - mutual_info if plan.prior.base.bounds_kl else None
         )
-        self._n_features_out = self.n_components
-        self._cache = {}
-        self._structure = self._structure_params()
-        return self
+        fitted["_n_features_out"] = self.n_components
+        fitted["_cache"] = {}
+        fitted["_structure"] = self._structure_params()
+        return fitted
+
+    def _store(self, fitted: dict) -> None:
+        """Assign the fitted attributes all at once (one dict update, which an
+        interrupt cannot split)."""
+        self.__dict__.update(fitted)
 
     def _threads(self):
         """The thread count to use inside fit and transform, or None to leave it."""
@@ -1156,12 +1458,13 @@ default="gaussian"
         )
         return 1 if small_mlp else None
 
-    def _fit_gaussianizer(self, X: torch.Tensor, seed: int) -> Gaussianizer:
-        """The ``gaussianize`` step: a Gaussianizer fitted on the training latents."""
+    def _fit_gaussianizer(self, encoder, X: torch.Tensor, seed: int) -> Gaussianizer:
+        """The ``gaussianize`` step: a Gaussianizer fitted on the training latents
+        of ``encoder`` (on the CPU, in eval mode)."""
         with torch.no_grad():
             Z = torch.cat(
                 [
-                    self.encoder_(X[k : k + TRANSFORM_CHUNK].cpu())
+                    encoder(X[k : k + TRANSFORM_CHUNK].cpu())
                     for k in range(0, X.shape[0], TRANSFORM_CHUNK)
                 ]
             )
@@ -1211,18 +1514,33 @@ default="gaussian"
         """``(mean, scale, moments)``: the input scaling and the running moments
         it came from, over ``X`` (and the ``previous`` moments of partial_fit)."""
         axis = None if self.standardize == "global" else 0
-        if previous is None:
-            mean, std = _moments(X, axis)
-            count = X.shape[0] * (1 if axis == 0 else X.shape[1])
-            raw = {"count": count, "mean": mean, "m2": std * std * count}
-        else:
-            raw = update_moments(previous, X, axis)
-            mean, std = raw["mean"], np.sqrt(raw["m2"] / raw["count"])
+        # Squares of values beyond ~1e154 overflow: reported by _scaling.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if previous is None:
+                mean, std = _moments(X, axis)
+                count = X.shape[0] * (1 if axis == 0 else X.shape[1])
+                raw = {"count": count, "mean": mean, "m2": std * std * count}
+            else:
+                raw = update_moments(previous, X, axis)
+                mean, std = raw["mean"], np.sqrt(raw["m2"] / raw["count"])
         n_rows = raw["count"] // (1 if axis == 0 else X.shape[1])
         raw["rows"] = n_rows
         return (*self._scaling(mean, std, n_rows, X.shape[1]), raw)
 
     def _scaling(self, mean, scale, n_samples, n_features):
+        magnitude = float(np.max(np.abs(mean) + scale))
+        if self.standardize is None and not magnitude <= MAX_UNSCALED:
+            raise ValueError(
+                f"standardize=None feeds X unscaled to the float32 networks, and "
+                f"its features reach magnitudes of {magnitude:.3g} (mean + std), "
+                f"beyond {MAX_UNSCALED:g}, where their arithmetic overflows; use "
+                "standardize='features' or 'global', or rescale X"
+            )
+        if not np.all(np.isfinite(scale) & np.isfinite(mean)):
+            raise ValueError(
+                "X is too large to standardize: the variance of its values "
+                "overflows float64 (magnitudes beyond about 1e154); rescale X"
+            )
         if self.standardize is None:
             if _is_constant(scale, mean, n_samples).all():
                 raise ValueError(
@@ -1241,9 +1559,10 @@ default="gaussian"
             )
         return mean, np.where(constant, 1.0, scale)
 
-    def _split(self, X, seed):
-        """Training and validation rows (for a RowSource, their row numbers)."""
-        if not self.early_stopping:
+    def _split(self, X, seed, hold_out=True):
+        """Training and validation rows (for a RowSource, their row numbers);
+        none are held out without ``early_stopping`` (or ``hold_out``)."""
+        if not (self.early_stopping and hold_out):
             return (None, None) if isinstance(X, RowSource) else (X, None)
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n))
@@ -1497,7 +1816,8 @@ default="gaussian"
         ModelFileError
             (a ``ValueError``) for a corrupt, incompatible or unsafe directory.
             Weights are read with ``torch.load(..., weights_only=True)``, so
-            nothing in the files is executed.
+            nothing in the files is executed; compressed entries are refused
+            before they are inflated, and every fitted attribute is checked.
         FileNotFoundError
             When ``path`` does not exist.
         """

@@ -63,11 +63,16 @@ def read_table(path, what: str = "DATA") -> Table:
     header = None
     try:
         if suffix == ".npy":
+            _check_npy_size(p)
             X = np.load(p, allow_pickle=False)
         else:
             X, header = _read_csv(p)
-    except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, EOFError, csv.Error) as exc:
         raise DataFileError(f"cannot read {what} {str(path)!r}: {exc}") from None
+    except MemoryError:
+        raise DataFileError(
+            f"cannot read {what} {str(path)!r}: not enough memory to hold it"
+        ) from None
     X = np.asarray(X)
     if np.iscomplexobj(X):
         raise DataFileError(
@@ -86,6 +91,29 @@ def read_table(path, what: str = "DATA") -> Table:
     if not np.all(np.isfinite(X)):
         raise DataFileError(f"{what} {str(path)!r} contains missing or infinite values")
     return Table(X, header)
+
+
+def _check_npy_size(path: Path) -> None:
+    """Refuse a ``.npy`` file whose header claims more data than the file holds,
+    before anything is allocated (a 200-byte file can claim 60 GiB)."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:  # newer formats: np.load reads (or refuses) them itself
+            return
+        offset = fh.tell()
+    if dtype.hasobject:
+        return  # np.load refuses it (allow_pickle=False) with its own message
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = path.stat().st_size - offset
+    if claimed > held:
+        raise DataFileError(
+            f"its header claims an array of shape {tuple(shape)} ({dtype}, "
+            f"{claimed:,} bytes) but the file holds {held:,} bytes of data"
+        )
 
 
 def _content_lines(fh):

@@ -17,7 +17,14 @@ import torch
 from torch import nn
 
 from ._base import Base, get_base
-from ._objective import Channel, GaussianChannel, Normalization
+from ._objective import (
+    Channel,
+    GaussianChannel,
+    Normalization,
+    infonce,
+    sliced_gaussian_infonce,
+    sliced_student_infonce,
+)
 
 __all__ = [
     "mlp",
@@ -166,6 +173,11 @@ class Critic(nn.Module):
     ) -> None:
         """See the two branches' latents of a batch before the noise is added
         (and the step's generator, for critics that draw something per batch)."""
+
+    def bound(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """The InfoNCE bound (nats) of the batch's scores; critics with a faster
+        exact route to the same number override it."""
+        return infonce(self(y, e))
 
 
 class DenseCritic(Critic):
@@ -327,6 +339,23 @@ class SlicedCritic(Critic):
         es = (e @ q).T.unsqueeze(-1)
         scale = self.n_components / q.shape[1]
         return scale * self.kernel(ys, es)
+
+    def bound(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        # The exact Gaussian and Student kernels have a fused bound of the same
+        # value and gradient (see _objective); other kernels go through scores.
+        kind = type(self.kernel)
+        gaussian = isinstance(getattr(self.kernel, "channel", None), GaussianChannel)
+        if not gaussian or kind not in (AnalyticCritic, StudentCritic):
+            return infonce(self(y, e))
+        if self._rotation is None:
+            return infonce(self(y, e))  # sets the identity frame
+        q = self._rotation
+        ys, es = (y @ q).T, (e @ q).T  # (slices, N)
+        scale = self.n_components / q.shape[1]
+        p = self.kernel.channel.p
+        if kind is StudentCritic:
+            return sliced_student_infonce(ys, es, p, self.kernel.dof, scale)
+        return sliced_gaussian_infonce(ys, es, p, scale)
 
 
 #: ``critic=`` names and their classes. A new critic is a :class:`Critic`

@@ -15,7 +15,10 @@ A saved model is a directory holding two files:
 The networks are rebuilt by :func:`~skdim_dm.build_networks` (the function ``fit``
 uses) from the saved parameters, first without memory (on torch's ``meta``
 device) to check every tensor shape against the weights file, then for real,
-and their weights are loaded strictly. Every problem with a file is reported as
+and their weights are loaded strictly. ``weights.pt`` must be the uncompressed zip
+archive ``torch.save`` writes (checked before anything is inflated), and every
+fitted attribute is checked for its name, type, shape and range, and the rebuilt
+encoder is run once on a probe batch. Every problem with a file is reported as
 :class:`ModelFileError` (or ``FileNotFoundError`` when the path does not exist).
 Parameters that hold code (a user ``torch.nn.Module`` encoder, a callable
 augmentation, a :class:`~skdim_dm.FlowPrior`) cannot be rebuilt from JSON:
@@ -30,10 +33,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import stat
 import tempfile
 import warnings
+import zipfile
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +49,7 @@ from torch import nn
 from ._gaussianize import Gaussianizer, gaussianizer_from_state, gaussianizer_state
 from ._networks import Networks, build_networks
 from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
+from ._validation import import_lazy_torch_modules
 from ._version import __version__
 
 __all__ = [
@@ -297,8 +304,11 @@ def _read_config(path: Path) -> dict:
     _regular_file(cfg_path, "model configuration", MAX_CONFIG_BYTES)
     try:
         config = json.loads(cfg_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFileError(f"{cfg_path} is corrupt: {type(exc).__name__}") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError: bad UTF-8 or JSON, or an integer of over 4300 digits
+        raise ModelFileError(
+            f"{cfg_path} is corrupt: {type(exc).__name__}: {str(exc)[:100]}"
+        ) from None
     except OSError as exc:
         raise ModelFileError(f"cannot read {cfg_path}: {exc}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
@@ -318,9 +328,42 @@ def _read_config(path: Path) -> dict:
     return config
 
 
+def _check_archive(w_path: Path) -> None:
+    """Refuse a weights file that is not the stored (uncompressed) zip archive
+    that ``torch.save`` writes, before anything is inflated: a deflated entry
+    of a few hundred kilobytes can expand to gigabytes."""
+    refuse = f"refusing to load {w_path}: "
+    try:
+        size = w_path.stat().st_size
+        with zipfile.ZipFile(w_path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ModelFileError(
+            refuse + "it is not a zip archive of tensors written by torch.save "
+            "(nothing in it was executed). Details: "
+            f"{type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
+    for entry in entries:
+        if entry.compress_type != zipfile.ZIP_STORED:
+            raise ModelFileError(
+                refuse + f"entry {entry.filename!r} is compressed; torch.save "
+                "stores entries uncompressed, so the file was not written by save"
+            )
+        if entry.file_size != entry.compress_size:
+            raise ModelFileError(
+                refuse + f"entry {entry.filename!r} claims {entry.file_size} bytes "
+                f"but stores {entry.compress_size}"
+            )
+    if sum(entry.file_size for entry in entries) > size:
+        raise ModelFileError(
+            refuse + f"its entries claim more bytes than the file's {size}"
+        )
+
+
 def _read_weights(path: Path) -> dict:
     w_path = path / WEIGHTS_FILE
     _regular_file(w_path, "weights file")
+    _check_archive(w_path)
     try:
         weights = torch.load(w_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError, zipfile errors...
@@ -413,13 +456,240 @@ def _load(cls, path: Path, config: dict):
     ]
     if bad:
         raise ModelFileError(f"{path}: invalid fitted attributes {bad}")
+    if "_cache" in fitted:
+        raise ModelFileError(f"{path}: _cache is not saved; the file was altered")
     if config["modules"]:
         fitted.update(
             _rebuild_modules(est, prior, config["modules"], fitted, weights, path)
         )
-        fitted.setdefault("_cache", {})
+        fitted["_cache"] = {}
+    _check_fitted(est, fitted, path)
     est.__dict__.update(fitted)
     return est
+
+
+#: Fitted attributes every fitted model has (``save`` writes them all).
+_REQUIRED = (
+    "encoder_",
+    "n_features_in_",
+    "n_iter_",
+    "n_steps_",
+    "history_",
+    "mutual_info_",
+    "capacity_",
+    "kl_upper_bound_",
+    "noise_level_",
+    "prior_",
+    "mean_",
+    "scale_",
+    "_n_features_out",
+    "_cache",
+    "n_samples_seen_",
+    "_input_moments",
+    "_structure",
+)
+#: Attributes a fitted model may have besides: Adam's state (partial_fit), all
+#: three or none, and scikit-learn's ``set_output`` configuration.
+_ADAM = ("_adam_moments", "_adam_steps", "_adam_index")
+_OPTIONAL = (
+    "critic_",
+    "gaussianizer_",
+    "feature_names_in_",
+    "settings_",
+    "joint_match_",
+    *_ADAM,
+)
+#: Keys of ``settings_`` (``resolve_settings``).
+_SETTINGS = (
+    "objective",
+    "whiten",
+    "augmentation",
+    "match_weight",
+    "batch_size",
+    "max_steps",
+    "learning_rate_schedule",
+)
+_SKLEARN = ("_sklearn_output_config",)
+
+
+def _is_int(value, low=0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _float_array(value, shape) -> bool:
+    return (
+        isinstance(value, np.ndarray)
+        and value.dtype.kind == "f"
+        and value.shape == shape
+        and bool(np.isfinite(value).all())
+    )
+
+
+def _check_fitted(est, fitted: dict, path: Path) -> None:
+    """Every fitted attribute that a file gives, checked against what ``fit``
+    stores: a known name, the right type, shape and range, and consistent with
+    the parameters and the other attributes. A problem is a ModelFileError, so
+    a tampered file fails here rather than later in ``transform``."""
+    from ._infomax import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
+
+    names = set(fitted)
+    unknown = sorted(names - set(_REQUIRED) - set(_OPTIONAL) - set(_SKLEARN))
+    if unknown:
+        raise ModelFileError(f"{path}: unknown fitted attributes {unknown}")
+    if not names - set(_SKLEARN):
+        return  # an unfitted estimator
+    missing = sorted(set(_REQUIRED) - names)
+    if missing:
+        raise ModelFileError(f"{path}: fitted attributes {missing} are missing")
+
+    def bad(name, why):
+        return ModelFileError(f"{path}: invalid fitted attribute {name}: {why}")
+
+    n_features, d = fitted["n_features_in_"], est.n_components
+    if not _is_int(n_features, 1):
+        raise bad("n_features_in_", f"{n_features!r}")
+    for name in ("n_iter_", "n_steps_"):
+        if not _is_int(fitted[name]):
+            raise bad(name, f"{fitted[name]!r} is not an int >= 0")
+    if not _is_int(fitted["n_samples_seen_"], 1):
+        raise bad("n_samples_seen_", f"{fitted['n_samples_seen_']!r}")
+    if fitted["_n_features_out"] != d or not _is_int(d, 1):
+        raise bad("_n_features_out", f"{fitted['_n_features_out']!r} != {d}")
+    history = fitted["history_"]
+    if not (
+        isinstance(history, list)
+        and len(history) == fitted["n_iter_"]
+        and all(
+            isinstance(h, dict)
+            and all(isinstance(k, str) for k in h)
+            and all(_is_real(v) for v in h.values())
+            for h in history
+        )
+    ):
+        raise bad("history_", "not one dict of numbers per epoch (n_iter_)")
+    noise = fitted["noise_level_"]
+    if not (_is_real(noise) and MIN_NOISE_LEVEL <= noise <= MAX_NOISE_LEVEL):
+        raise bad("noise_level_", f"{noise!r} is outside [1e-6, 1e6]")
+    capacity = fitted["capacity_"]
+    if not (_is_real(capacity) and 0 < capacity < math.inf):
+        raise bad("capacity_", f"{capacity!r}")
+    if not _is_real(fitted["mutual_info_"]):  # NaN after a second interrupt
+        raise bad("mutual_info_", f"{fitted['mutual_info_']!r}")
+    kl = fitted["kl_upper_bound_"]
+    if not (kl is None or _is_real(kl)):
+        raise bad("kl_upper_bound_", f"{kl!r}")
+    if not isinstance(fitted["prior_"], Prior):
+        raise bad("prior_", "not the resolved prior")
+    for name in ("mean_", "scale_"):
+        if not _float_array(fitted[name], (n_features,)):
+            raise bad(name, f"not {n_features} finite floats")
+    if not np.all(fitted["scale_"] > 0):
+        raise bad("scale_", "not positive")
+    moments = fitted["_input_moments"]
+    width = moments.shape[1] if isinstance(moments, np.ndarray) else -1
+    if not (
+        width in (1, n_features)
+        and _float_array(moments, (3, width))
+        and np.all(moments[0] > 0)
+        and np.all(moments[2] >= 0)
+    ):
+        raise bad("_input_moments", "not (count, mean, m2) of the input")
+    structure = fitted["_structure"]
+    if not (
+        isinstance(structure, dict)
+        and all(isinstance(k, str) for k in structure)
+        and all(
+            isinstance(v, (str, int, float, bool, tuple, type(None)))
+            for v in structure.values()
+        )
+    ):
+        raise bad("_structure", "not a dict of parameters")
+    names_in = fitted.get("feature_names_in_")
+    if names_in is not None and not (
+        isinstance(names_in, np.ndarray)
+        and names_in.shape == (n_features,)
+        and all(isinstance(v, str) for v in names_in)
+    ):
+        raise bad("feature_names_in_", f"not {n_features} strings")
+    output = fitted.get("_sklearn_output_config", {})
+    if not (
+        isinstance(output, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in output.items())
+    ):
+        raise bad("_sklearn_output_config", f"{output!r}")
+    gaussianizer = fitted.get("gaussianizer_")
+    if gaussianizer is not None and not (
+        isinstance(gaussianizer, Gaussianizer) and gaussianizer.n_features_in_ == d
+    ):
+        raise bad("gaussianizer_", f"not a Gaussianizer fitted on {d} latents")
+    settings = fitted.get("settings_")
+    if settings is not None and not (
+        isinstance(settings, dict)
+        and set(settings) == set(_SETTINGS)
+        and all(
+            isinstance(v, (str, int, float, bool, type(None)))
+            for v in settings.values()
+        )
+    ):
+        raise bad("settings_", "not the resolved settings")
+    report = fitted.get("joint_match_")
+    if report is not None and not (
+        isinstance(report, dict)
+        and all(isinstance(k, str) for k in report)
+        and all(_is_real(v) or isinstance(v, bool) for v in report.values())
+    ):
+        raise bad("joint_match_", "not a dict of numbers")
+    _check_adam(fitted, path, bad)
+    _check_encoder_runs(fitted["encoder_"], n_features, d, path)
+
+
+def _check_adam(fitted: dict, path: Path, bad) -> None:
+    """Adam's saved moments must fit the networks' trainable parameters."""
+    present = [name for name in _ADAM if name in fitted]
+    if not present:
+        return
+    if len(present) != len(_ADAM):
+        raise ModelFileError(f"{path}: {sorted(set(_ADAM) - set(present))} missing")
+    moments, steps, index = (fitted[name] for name in _ADAM)
+    if not _is_int(steps):
+        raise bad("_adam_steps", f"{steps!r}")
+    modules = [fitted["encoder_"], fitted.get("critic_")]
+    params = [
+        p for m in modules if m is not None for p in m.parameters() if p.requires_grad
+    ]
+    if not (
+        isinstance(index, np.ndarray)
+        and index.ndim == 1
+        and index.dtype.kind == "i"
+        and len(set(index.tolist())) == index.size
+        and all(0 <= i < len(params) for i in index.tolist())
+    ):
+        raise bad("_adam_index", "not indices of the networks' parameters")
+    size = sum(2 * params[i].numel() for i in index.tolist())
+    if not _float_array(moments, (size,)):
+        raise bad("_adam_moments", f"not {size} finite floats")
+
+
+@torch.no_grad()
+def _check_encoder_runs(encoder, n_features: int, d: int, path: Path) -> None:
+    """The rebuilt encoder must give finite latents: its buffers (a whitening
+    covariance, BatchNorm variances) are read from the file too."""
+    try:
+        Z = encoder(torch.zeros(2, n_features))
+        ok = tuple(Z.shape) == (2, d) and bool(torch.isfinite(Z).all())
+    except (RuntimeError, ValueError) as exc:  # torch's LinAlgError is both
+        raise ModelFileError(
+            f"{path}: the saved encoder does not run: {type(exc).__name__}: "
+            f"{str(exc)[:200]}"
+        ) from None
+    if not ok:
+        raise ModelFileError(
+            f"{path}: the saved encoder gives non-finite latents (corrupt buffers)"
+        )
 
 
 def _build(est, prior, fitted, path, device="cpu"):
@@ -432,6 +702,7 @@ def _build(est, prior, fitted, path, device="cpu"):
     try:
         # The same arguments fit builds its networks with.
         params = est._network_params(n_features, prior.base.name, float(noise_level))
+        import_lazy_torch_modules()
         return build_networks(**params, device=device)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot rebuild the networks: {exc}") from None

@@ -41,11 +41,11 @@ from sklearn.pipeline import Pipeline
 
 from . import _metrics
 from ._infomax import NoiseInjectedInfoMax
-from ._priors import resolve_prior
 
 __all__ = [
     "LATENT_METRICS",
     "gaussianity_scorer",
+    "joint_match_scorer",
     "make_latent_scorer",
     "prior_scorer",
     "uniformity_scorer",
@@ -87,9 +87,63 @@ def _sliced_wasserstein(Z, prior="gaussian", *, n_projections=128, random_state=
     )
 
 
+def _joint_field(field, Z, prior, n_directions, n_reference, random_state):
+    res = _metrics.joint_match(
+        Z,
+        prior,
+        n_directions=n_directions,
+        n_reference=n_reference,
+        random_state=random_state,
+    )
+    return getattr(res, field)
+
+
+def _joint_worst(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field(
+        "worst_ratio", Z, prior, n_directions, n_reference, random_state
+    )
+
+
+def _sliced_ratio(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field(
+        "sliced_ratio", Z, prior, n_directions, n_reference, random_state
+    )
+
+
+def _sliced_max_ratio(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field(
+        "sliced_max_ratio", Z, prior, n_directions, n_reference, random_state
+    )
+
+
+def _radial_ratio(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field(
+        "radial_ratio", Z, prior, n_directions, n_reference, random_state
+    )
+
+
+def _cov_ratio(
+    Z, prior="gaussian", *, n_directions=256, n_reference=16, random_state=0
+):
+    return _joint_field("cov_ratio", Z, prior, n_directions, n_reference, random_state)
+
+
 LATENT_METRICS: dict[str, tuple[Callable, bool]] = {
     "knn_kl": (_metrics.knn_kl_divergence, False),
     "sliced_wasserstein": (_sliced_wasserstein, False),
+    "joint_match": (_joint_worst, False),
+    "sliced_ratio": (_sliced_ratio, False),
+    "sliced_max_ratio": (_sliced_max_ratio, False),
+    "radial_ratio": (_radial_ratio, False),
+    "cov_ratio": (_cov_ratio, False),
     "henze_zirkler_bootstrap": (_hz_bootstrap, True),
     "shapiro_wilk_bootstrap": (_sw_bootstrap, True),
     "dagostino_pearson_bootstrap": (_dp_bootstrap, True),
@@ -104,6 +158,11 @@ LATENT_METRICS: dict[str, tuple[Callable, bool]] = {
 
 The bootstrap ones default to 256 subsamples of 64 with ``random_state=0`` (every
 candidate is scored on the same subsample positions); tests report their p-value.
+The ratios of :func:`~skdim_dm.metrics.joint_match` (``"sliced_ratio"``,
+``"sliced_max_ratio"``, ``"radial_ratio"``, ``"cov_ratio"``, and ``"joint_match"``
+for the worst of the sliced, radial and covariance ratios) use 256 directions, 16
+exact samples and ``random_state=0``, so every candidate is judged on the same
+directions; 1.0 is as good as an exact prior sample, lower is better.
 """
 
 
@@ -165,15 +224,21 @@ class _LatentScorer:
 
     def __call__(self, estimator, X, y=None) -> float:
         Z, step = _latents(estimator, X)
+        if np.iscomplexobj(Z):  # np.asarray(Z, float64) would drop the imaginary part
+            raise ValueError(
+                f"{type(estimator).__name__} returned complex latents; latent "
+                "scorers need real numbers"
+            )
         kwargs = dict(self.kwargs)
         prior = self.prior
         if prior == "estimator":
             if step is None:  # not our estimator's latents: compare with N(0, I)
                 prior = "gaussian"
             else:
-                resolved = resolve_prior(step.prior)
-                Z = resolved.from_target(Z)
-                prior = resolved.base.name
+                # The prior the model was fitted for, not a set_params since.
+                fitted = step.prior_
+                Z = fitted.from_target(Z)
+                prior = fitted.base.name
         # The scorer's prior goes only to metrics that take one; a prior the user
         # put in kwargs is passed as given.
         if prior is not None and "prior" not in kwargs:
@@ -292,9 +357,12 @@ def make_latent_scorer(metric, *, greater_is_better=None, **kwargs) -> Callable:
 _SCORER_PARAMS = """
     Parameters
     ----------
-    estimator : NoiseInjectedInfoMax or Pipeline
-        Fitted; in a Pipeline, ``X`` is transformed up to and including the last
-        ``NoiseInjectedInfoMax`` (also inside nested pipelines).
+    estimator : fitted transformer or Pipeline
+        Fitted; where the latents come from, in this order: a
+        ``NoiseInjectedInfoMax``, or a Pipeline transformed up to and including
+        its last one (also inside nested pipelines); any other transformer's
+        ``transform`` (e.g. ``PCA`` then :class:`Gaussianizer`); for a Pipeline
+        ending in a classifier, its steps before the last.
 
     X : array-like of shape (n_samples, n_features)
         Data, usually held out.
@@ -310,7 +378,10 @@ _SCORER_PARAMS = """
     Raises
     ------
     TypeError
-        When ``estimator`` holds no ``NoiseInjectedInfoMax``.
+        When ``estimator`` gives no latents: neither it nor, for a Pipeline,
+        the steps before its last one has ``transform``.
+    ValueError
+        When the latents are complex, not finite, or not 2-D.
 """
 
 
@@ -346,6 +417,16 @@ gaussianity_scorer.__doc__ = (
     >>> est = NoiseInjectedInfoMax(hidden_layer_sizes=(16,), max_epochs=2,
     ...                            random_state=0).fit(X[:300])
     >>> score = gaussianity_scorer(est, X[300:600])
+    >>> bool(score <= 0.1)
+    True
+
+    Any transformer's latents, e.g. a two-stage pipeline's:
+
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skdim_dm import Gaussianizer
+    >>> two_stage = make_pipeline(PCA(2, whiten=True), Gaussianizer(random_state=0))
+    >>> score = gaussianity_scorer(two_stage.fit(X[:300]), X[300:600])
     >>> bool(score <= 0.1)
     True
     """
@@ -438,8 +519,66 @@ prior_scorer.__doc__ = (
     """
 )
 
+#: ``-worst_ratio`` of :func:`~skdim_dm.metrics.joint_match` against the
+#: estimator's prior; -1 is as good as an exact prior sample.
+joint_match_scorer = _LatentScorer(
+    _joint_worst,
+    sign=-1,
+    prior="estimator",
+    kwargs={},
+    name="joint_match",
+    public="joint_match_scorer",
+)
+joint_match_scorer.__doc__ = (
+    """Score minus the worst graded joint ratio of the latents to the prior.
+
+    The latents are mapped back to the estimator's base prior as in
+    :data:`prior_scorer` (latents of any other transformer are compared with
+    ``N(0, I)``) and judged by :func:`~skdim_dm.metrics.joint_match` with its
+    defaults (256 directions, 16 exact samples, ``random_state=0``): the score
+    is ``-max(sliced_ratio, radial_ratio, cov_ratio)``, so a candidate must
+    match the projections, the law of ``||z||^2`` and the covariance at once.
+    Each ratio is 1.0 for a sample as good as an exact prior draw of the same
+    size, so the score is about -1 at best (the worst of three ratios of an
+    exact sample is typically a little above 1) and lower the further the
+    latents are. For one view alone, use ``make_latent_scorer("sliced_ratio")``
+    (or ``"radial_ratio"``, ``"cov_ratio"``).
+"""
+    + _SCORER_PARAMS.format(
+        returns="``-joint_match(Z, prior).worst_ratio`` on the latents of ``X``;\n"
+        "        higher is better, about -1 at best."
+    )
+    + """
+    See Also
+    --------
+    skdim_dm.metrics.joint_match : The ratios and their exact-sample floor.
+    prior_scorer : ``-KL(latents || prior)`` in nats.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skdim_dm import Gaussianizer
+    >>> from skdim_dm.metrics import joint_match_scorer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> pipe = make_pipeline(PCA(4, whiten=True, random_state=0),
+    ...                      Gaussianizer(random_state=0))
+    >>> search = GridSearchCV(pipe, {"gaussianizer__n_layers": [1, 4]},
+    ...                       scoring=joint_match_scorer, cv=2).fit(X)
+    >>> bool(search.best_score_ < -1)
+    True
+    """
+)
+
 # The scorers are instances, which doctest does not search: list their examples.
 __test__ = {
     name: globals()[name].__doc__
-    for name in ("gaussianity_scorer", "uniformity_scorer", "prior_scorer")
+    for name in (
+        "gaussianity_scorer",
+        "uniformity_scorer",
+        "prior_scorer",
+        "joint_match_scorer",
+    )
 }

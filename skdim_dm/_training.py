@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ._augment import Views
 from ._distributed import Shard
 from ._networks import Critic
-from ._objective import Channel, infonce
+from ._objective import Channel, epps_pulley
 
 __all__ = [
     "TrainConfig",
@@ -57,6 +57,10 @@ class TrainConfig:
     #: Adam's state to resume from, as :func:`optimizer_arrays` gives it
     #: (``partial_fit``); ``None``: a fresh optimizer.
     optimizer_state: tuple | None = None
+    #: Weight of the joint-matching term (Epps-Pulley statistic of random
+    #: one-dimensional projections of the clean latents, times n_components)
+    #: subtracted from the bound; 0 turns it off.
+    match_weight: float = 0.0
 
 
 @dataclass
@@ -79,10 +83,11 @@ def _pair_mi(
     generator: torch.Generator,
     shard: Shard | None = None,
     n_total: int | None = None,
-) -> torch.Tensor:
-    """InfoNCE estimate on one batch of view pairs; the noise goes on ``view_a``'s
-    latents only. With a ``shard`` the views are this rank's share of a global
-    batch of ``n_total`` pairs (see :meth:`Shard.pair_mi`)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """InfoNCE estimate on one batch of view pairs, and the clean latents of both
+    views; the noise goes on ``view_a``'s latents only. With a ``shard`` the views
+    are this rank's share of a global batch of ``n_total`` pairs (see
+    :meth:`Shard.pair_mi`)."""
     if shard is not None:
         return shard.pair_mi(
             encoder, critic, channel, view_a, view_b, generator, n_total
@@ -91,7 +96,23 @@ def _pair_mi(
     e = encoder(torch.cat([view_a, view_b]))
     critic.observe(e[:n], e[n:], generator)
     y = channel(e[:n], generator)
-    return infonce(critic(y, e[n:]))
+    return critic.bound(y, e[n:]), e
+
+
+#: Directions per step of the joint-matching term (a random orthonormal frame).
+MATCH_DIRECTIONS = 16
+
+
+def match_penalty(e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``n_components`` times the mean Epps-Pulley distance to N(0, 1) of the
+    latents ``e`` projected on a fresh random orthonormal frame (up to
+    ``MATCH_DIRECTIONS`` directions). Scaled like the sliced bound, which sums one
+    term per component, so one weight suits every dimension."""
+    d = e.shape[1]
+    z = torch.randn((d, d), generator=generator, device=e.device, dtype=e.dtype)
+    q, r = torch.linalg.qr(z)
+    q = (q * torch.sign(torch.diagonal(r)))[:, : min(d, MATCH_DIRECTIONS)]
+    return d * epps_pulley(e @ q)
 
 
 @torch.no_grad()
@@ -127,11 +148,11 @@ def estimate_mi(
             rows = slice(k * bs + lo, k * bs + hi)
             va = views.view(a[rows], local_gen)
             vb = views.view(b[rows], local_gen)
-            total += _pair_mi(encoder, critic, channel, va, vb, generator, shard, bs)
+            total += _pair_mi(encoder, critic, channel, va, vb, generator, shard, bs)[0]
             continue
         va = views.view(a[rows], generator)
         vb = views.view(b[rows], generator)
-        total += _pair_mi(encoder, critic, channel, va, vb, generator)
+        total += _pair_mi(encoder, critic, channel, va, vb, generator)[0]
     encoder.train(was_training[0])
     critic.train(was_training[1])
     return float(total) / n_batches
@@ -227,6 +248,7 @@ def train(
             critic.train()
             order = torch.randperm(n, generator=generator, device=X.device)
             total = torch.zeros((), device=X.device)
+            match_total = torch.zeros((), device=X.device)
             steps = min(n_batches, total_steps - result.n_steps)
             for k in range(steps):
                 if cosine:
@@ -237,10 +259,12 @@ def train(
                 rows = order[k * bs : (k + 1) * bs]
                 if shard is None:
                     view_a, view_b = views.sample(rows, generator)
-                    mi = _pair_mi(encoder, critic, channel, view_a, view_b, generator)
+                    mi, e = _pair_mi(
+                        encoder, critic, channel, view_a, view_b, generator
+                    )
                 else:
                     view_a, view_b = views.sample(shard.local(rows), local_gen)
-                    mi = _pair_mi(
+                    mi, e = _pair_mi(
                         encoder,
                         critic,
                         channel,
@@ -250,17 +274,22 @@ def train(
                         shard,
                         len(rows),
                     )
-                if check_each_step and not torch.isfinite(mi):
+                loss = -mi
+                if config.match_weight > 0:
+                    penalty = match_penalty(e, generator)
+                    loss = loss + config.match_weight * penalty
+                    match_total += penalty.detach()
+                if check_each_step and not torch.isfinite(loss):
                     break  # reported below, before a poisoned step is taken
                 optimizer.zero_grad(set_to_none=True)
-                (-mi).backward()
+                loss.backward()
                 if shard is not None:
                     shard.reduce_gradients(encoder, critic)
                 optimizer.step()
                 result.n_steps += 1
                 total += mi.detach()
             mi_epoch = float(total) / steps
-            if not (math.isfinite(mi_epoch) and math.isfinite(float(mi.detach()))):
+            if not (math.isfinite(mi_epoch) and math.isfinite(float(loss.detach()))):
                 raise FloatingPointError(
                     f"the InfoNCE loss became non-finite at epoch {epoch + 1}. Likely "
                     "causes: a learning_rate too high for this data, or a noise_level "
@@ -273,6 +302,10 @@ def train(
                 "mi": mi_epoch,
                 "learning_rate": optimizer.param_groups[0]["lr"],
             }
+            if config.match_weight > 0:
+                match_epoch = float(match_total) / steps
+                logs["match"] = match_epoch
+                logs["loss"] = -mi_epoch + config.match_weight * match_epoch
             if val_sources is not None:
                 val_generator.manual_seed(val_seed)
                 val_extra = ()

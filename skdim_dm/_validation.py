@@ -6,16 +6,19 @@ their location touches a single file.
 
 from __future__ import annotations
 
+import importlib
 import numbers
+import sys
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from sklearn.base import _fit_context  # noqa: F401  (re-exported)
 from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
     HasMethods,
-    Interval,
     StrOptions,
 )
+from sklearn.utils._param_validation import Interval as _Interval
 
 __all__ = [
     "Interval",
@@ -24,7 +27,14 @@ __all__ = [
     "_fit_context",
     "resolve_device",
     "derive_seeds",
+    "FitSeeds",
+    "import_lazy_torch_modules",
 ]
+
+#: Modules that torch imports lazily, the first time a network is built (on the
+#: ``meta`` device and moved with ``to_empty``): they pull in sympy, which takes
+#: about a second and a half.
+LAZY_TORCH_MODULES = ("torch.fx.experimental.symbolic_shapes",)
 
 
 def resolve_device(device) -> torch.device:
@@ -56,6 +66,37 @@ def resolve_device(device) -> torch.device:
     )
 
 
+class Interval(_Interval):
+    """scikit-learn's ``Interval`` constraint, refusing bools: ``True`` is an
+    ``Integral`` to Python, so ``gaussianize=True`` or ``max_steps=True`` would
+    pass as 1. The error is scikit-learn's ``InvalidParameterError`` (a
+    ``ValueError``): "must be an int in the range [0, inf). Got True instead"."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+def import_lazy_torch_modules() -> None:
+    """Import :data:`LAZY_TORCH_MODULES` all or nothing.
+
+    An exception in the middle of an import (Ctrl-C during the first fit of a
+    session) leaves the modules imported so far in ``sys.modules``, some of them
+    half initialized, and every later import of them fails (``module 'sympy' has
+    no attribute 'printing'``). Here, any failure removes every module the
+    attempt added, so the next attempt starts from scratch."""
+    missing = [name for name in LAZY_TORCH_MODULES if name not in sys.modules]
+    if not missing:
+        return
+    before = set(sys.modules)
+    try:
+        for name in missing:
+            importlib.import_module(name)
+    except BaseException:
+        for name in set(sys.modules) - before:
+            sys.modules.pop(name, None)
+        raise
+
+
 def derive_seeds(random_state, n: int) -> list[int]:
     """``n`` independent 63-bit seeds from ``random_state`` without global state.
 
@@ -78,3 +119,48 @@ def derive_seeds(random_state, n: int) -> list[int]:
         )
     state = np.random.SeedSequence(entropy).generate_state(n, dtype=np.uint64)
     return [int(s >> np.uint64(1)) for s in state]
+
+
+class FitSeeds(NamedTuple):
+    """The seeds of one ``fit`` or ``partial_fit`` call, one per random role.
+
+    Every role draws from its own generator, so adding a role never moves the
+    draws of another. The order of the fields is the order in which they are
+    derived (:meth:`derive`): a new role goes at the end, and the golden tests
+    (``tests/test_golden.py``) pin the latents the existing roles give.
+    """
+
+    #: Initial weights of the networks built for the call.
+    weights: int
+    #: The training loop: batch order, views, noise (and each rank's share of
+    #: the views in a data-parallel fit).
+    training: int
+    #: The validation split of ``early_stopping``.
+    split: int
+    #: The validation MI estimates and the final MI estimate.
+    evaluation: int
+    #: Torch's global generator, forked, for a user module (e.g. Dropout).
+    user_modules: int
+    #: Fitting the views (the neighbor search's random projection).
+    views: int
+    #: The ``gaussianize`` step's Gaussianizer.
+    gaussianizer: int
+
+    @classmethod
+    def derive(cls, random_state, call: int | None = None) -> FitSeeds:
+        """The seeds of ``fit`` (``call=None``), or of the ``partial_fit`` call
+        that follows ``call`` earlier ones: each role's seed of ``fit`` spawned
+        with the key ``(call,)``, so each call draws afresh and a sequence of
+        calls is reproducible."""
+        seeds = derive_seeds(random_state, len(cls._fields))
+        if call is not None:
+            seeds = [
+                int(
+                    np.random.SeedSequence(seed, spawn_key=(call,)).generate_state(
+                        1, dtype=np.uint64
+                    )[0]
+                    >> np.uint64(1)
+                )
+                for seed in seeds
+            ]
+        return cls(*seeds)

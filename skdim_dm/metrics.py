@@ -7,6 +7,7 @@ numbers out); the scorers take a fitted estimator, or a Pipeline containing a
 
 from ._metrics import (
     DMReport,
+    JointMatch,
     KSResult,
     TestResult,
     component_ks_test,
@@ -14,6 +15,7 @@ from ._metrics import (
     dm_report,
     fraction_inside,
     henze_zirkler,
+    joint_match,
     knn_kl_divergence,
     marginal_ks,
     mean_error,
@@ -25,6 +27,7 @@ from ._metrics import (
 from ._scorers import (
     LATENT_METRICS,
     gaussianity_scorer,
+    joint_match_scorer,
     make_latent_scorer,
     prior_scorer,
     uniformity_scorer,
@@ -32,6 +35,7 @@ from ._scorers import (
 
 __all__ = [
     "DMReport",
+    "JointMatch",
     "KSResult",
     "LATENT_METRICS",
     "TestResult",
@@ -41,6 +45,8 @@ __all__ = [
     "fraction_inside",
     "gaussianity_scorer",
     "henze_zirkler",
+    "joint_match",
+    "joint_match_scorer",
     "knn_kl_divergence",
     "make_latent_scorer",
     "marginal_ks",

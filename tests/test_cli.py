@@ -160,6 +160,10 @@ def test_bad_prior_is_an_argparse_error(capsys):
     assert "unknown prior 'not_a_distribution'" in capsys.readouterr().err
 
 
+# Two epochs: whether MI was found is not what this test checks.
+@pytest.mark.filterwarnings(
+    "ignore:the final MI estimate is negative:sklearn.exceptions.ConvergenceWarning"
+)
 def test_fit_with_neighbor_views_saves_the_choice(tmp_path, data_files, capsys):
     from skdim_dm import NoiseInjectedInfoMax
 
@@ -178,7 +182,9 @@ def test_bad_view_options_are_clear_errors(data_files, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--input-noise", "1.5"])
     assert exc.value.code == 2
-    assert "--input-noise: must be in [0, 1), got 1.5" in capsys.readouterr().err
+    assert "--input-noise: '1.5' is not a number in the range [0.0, 1.0)" in (
+        capsys.readouterr().err
+    )
     argv = ["fit", str(d / "X.npy"), "--augmentation", "neighbors", *FAST]
     assert main([*argv, "--n-neighbors", "150"]) == 2
     err = capsys.readouterr().err
@@ -284,6 +290,83 @@ def test_report_into_a_closed_pipe_exits_quietly(tmp_path, capsys, monkeypatch):
     assert "BrokenPipeError" not in err and "Traceback" not in err, err
 
 
+def test_fit_into_a_closed_pipe_still_writes_the_latents_and_the_model(
+    tmp_path, data_files, monkeypatch
+):
+    # `fit ... --out Z --save M | head -1` with unbuffered output: the reader
+    # is gone after the first line, so every later print fails; the files the
+    # user asked for are written all the same.
+    from skdim_dm import NoiseInjectedInfoMax
+
+    d, X = data_files
+    z, model = tmp_path / "z.npy", tmp_path / "model"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = io.TextIOWrapper(io.FileIO(write_end, "w"), write_through=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        argv = ["fit", str(d / "X.npy"), *FAST, "--out", str(z), "--save", str(model)]
+        assert main([*argv, "--report", "--subsamples", "8"]) == 141
+        sys.stdout.flush()
+    finally:
+        monkeypatch.undo()
+        stdout.close()
+    assert np.load(z).shape == (150, 2)
+    est = NoiseInjectedInfoMax.load(model)
+    np.testing.assert_allclose(est.transform(X), np.load(z), rtol=1e-5, atol=1e-6)
+
+
+def _npy_claiming(path, shape):
+    """A tiny .npy file whose header claims ``shape`` of float64."""
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}"
+    header = header.ljust(117) + "\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+    path.write_bytes(data + header.encode("latin1") + bytes(64))
+
+
+@pytest.mark.parametrize("command", ["fit", "report"])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("long-csv-field", r"field larger than field limit"),
+        ("npy-claims-60-GiB", r"claims an array of shape \(2000000000, 4\)"),
+    ],
+)
+def test_oversized_fields_and_lying_npy_headers_are_one_line_errors(
+    tmp_path, capsys, command, kind, message
+):
+    if kind == "long-csv-field":
+        path = tmp_path / "x.csv"
+        path.write_text("x" * 200_000 + ",b\n1,2\n3,4\n")
+    else:
+        path = tmp_path / "x.npy"
+        _npy_claiming(path, (2_000_000_000, 4))
+    fit_args = [*FAST, "--out", str(tmp_path / "z.npy")]
+    argv = [command, str(path), *(fit_args if command == "fit" else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"skdim-dm {command}: error: cannot read")
+    assert re.search(message, err), err
+
+
+def test_fit_report_on_too_few_rows_is_refused_before_fitting(tmp_path, capsys):
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((60, 4)))
+    z = tmp_path / "z.npy"
+    argv = ["fit", str(path), *FAST, "--out", str(z), "--report"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "--report needs at least 64 rows for this prior; DATA has 60" in (
+        captured.err
+    )
+    assert "epochs run" not in captured.out and not z.exists()
+    # The uniform prior's report needs fewer rows: the same data reports.
+    assert main([*argv, "--prior", "uniform", "--subsamples", "8"]) == 0
+    assert z.exists()
+
+
 def test_demo_writes_nothing_into_the_working_directory(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")  # the figure path needs the `plot` extra
     import tempfile
@@ -373,10 +456,141 @@ def test_model_options_come_from_one_table_with_the_estimators_defaults():
     assert set(params) <= set(defaults)
     assert params.pop("random_state") == 0 and defaults["random_state"] is None
     assert params == {name: defaults[name] for name in params}
-    # The same table drives demo and fit.
+    # The same table drives demo and fit; demo trains on one thread.
     demo = build_parser().parse_args(
         ["demo", "--n-components", "3", "--standardize", "none"]
     )
     assert estimator_params(demo)["n_components"] == 3
     assert estimator_params(demo)["standardize"] is None
-    assert demo.threads == 1 and args.threads is None
+    assert demo.n_threads == 1 and args.n_threads == defaults["n_threads"]
+
+
+def test_every_estimator_parameter_is_reachable_from_the_command_line(capsys):
+    # A new estimator parameter gets an option from its constraints, or must be
+    # listed as Python-only with the reason: either way --help names it.
+    from skdim_dm import NoiseInjectedInfoMax
+    from skdim_dm._cli import MODEL_OPTIONS, PYTHON_ONLY
+
+    params = set(NoiseInjectedInfoMax().get_params())
+    reachable = {o.param for o in MODEL_OPTIONS if o.param}
+    missing = params - reachable - set(PYTHON_ONLY)
+    assert not missing, (
+        f"{sorted(missing)} cannot be set from the command line: give them a "
+        "command-line form (a constraint the CLI reads, or a row in "
+        "skdim_dm._cli._CUSTOM) or list them in PYTHON_ONLY with the reason"
+    )
+    assert not reachable & set(PYTHON_ONLY)
+    assert set(PYTHON_ONLY) <= params and all(PYTHON_ONLY.values())
+    for command in ("fit", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for option in MODEL_OPTIONS:
+            assert all(flag in text for flag in option.flags), option.flags
+        for name, reason in PYTHON_ONLY.items():
+            assert f"{name} ({' '.join(reason.split())})" in text
+
+
+def _examples(constraint):
+    """Values that ``constraint`` admits and the command line can write."""
+    from numbers import Integral
+
+    from skdim_dm._validation import Interval, StrOptions
+
+    if constraint is None:
+        return [None]
+    if isinstance(constraint, StrOptions):
+        return sorted(constraint.options)
+    if isinstance(constraint, Interval):
+        lo = constraint.left if constraint.left is not None else -5
+        hi = constraint.right if constraint.right is not None else lo + 10
+        if constraint.type is Integral:
+            candidates = [lo, lo + 1, hi, hi - 1]
+        else:
+            candidates = [float(v) for v in (lo, (lo + hi) / 2, hi)]
+        return [v for v in candidates if constraint.is_satisfied_by(v)][:2]
+    if constraint == "boolean":
+        return [True, False]
+    if constraint in ("random_state", "verbose"):
+        return [3]
+    if constraint in ("array-like", tuple):
+        return [(1, 8, 8)]
+    if constraint is list:
+        return [[4, 3]]
+    if constraint is str:
+        return ["cpu"]
+    return []  # a Python-only form
+
+
+def test_every_command_line_form_of_a_parameter_reaches_the_estimator():
+    # For each form a parameter's constraints admit (each string option, a
+    # number inside each interval, none, true/false, tuples), the command line
+    # parses its text to that value, which the estimator's validation accepts:
+    # a new "auto" or a new kind of value cannot be refused by the CLI.
+    from skdim_dm import NoiseInjectedInfoMax
+    from skdim_dm._cli import _CUSTOM, MODEL_OPTIONS, build_parser, estimator_params
+    from skdim_dm._validation import Interval, StrOptions
+
+    constraints = NoiseInjectedInfoMax._parameter_constraints
+    # Rows with a parser of their own (--prior's scipy names, --hidden's
+    # widths) read sequences their own way, tested above; they must still
+    # take every string option, interval value and none.
+    own_parser = {o.param for o in _CUSTOM if "type" in o.settings}
+    checked = 0
+    for option in MODEL_OPTIONS:
+        for constraint in constraints[option.param]:
+            if option.param in own_parser and not (
+                constraint is None or isinstance(constraint, (Interval, StrOptions))
+            ):
+                continue
+            for value in _examples(constraint):
+                action = option.settings.get("action")
+                if action == "store_true":
+                    if value is not True:
+                        continue
+                    argv = [option.flags[-1]]
+                elif action is not None:  # --flag / --no-flag
+                    prefix = "--" if value else "--no-"
+                    argv = [prefix + option.flags[-1][2:]]
+                elif isinstance(value, (tuple, list)):
+                    argv = [option.flags[-1], ",".join(map(str, value))]
+                else:
+                    text = "none" if value is None else str(value).lower()
+                    argv = [option.flags[-1], text]
+                args = build_parser().parse_args(["fit", "x.npy", *argv])
+                got = estimator_params(args)[option.param]
+                assert got == value and type(got) is type(value), (argv, got)
+                est = NoiseInjectedInfoMax(**estimator_params(args))
+                est._validate_params()
+                checked += 1
+    assert checked >= 40
+
+
+def test_a_bad_value_is_refused_naming_the_accepted_forms(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "x.npy", "--max-steps", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-steps: '0' is not an int in the range [1, inf) or auto or none" in err
+    with pytest.raises(SystemExit):
+        main(["fit", "x.npy", "--critic", "nope"])
+    assert "gaussian-adaptive/separable/student" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_readme_recipes_run_from_the_command_line(tmp_path, data_files, capsys):
+    # The options that were missing (issue 18): steps, objective, whitening,
+    # critic, Gaussianization; the saved model holds what was asked for.
+    from skdim_dm import NoiseInjectedInfoMax
+
+    d, _ = data_files
+    model = tmp_path / "model"
+    argv = ["fit", str(d / "X.npy"), "--hidden", "16", "--batch-size", "64"]
+    argv += ["--n-components", "3", "--max-steps", "3", "--objective", "sliced"]
+    argv += ["--whiten", "true", "--critic", "student", "--gaussianize", "2"]
+    argv += ["--augmentation", "neighbors", "--learning-rate-schedule", "cosine"]
+    assert main([*argv, "--threads", "1", "--save", str(model)]) == 0
+    est = NoiseInjectedInfoMax.load(model)
+    assert est.n_steps_ == 3 and est.objective == "sliced" and est.whiten is True
+    assert est.critic == "student" and est.gaussianize == 2 and est.n_threads == 1
+    assert est.gaussianizer_ is not None

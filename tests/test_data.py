@@ -51,6 +51,37 @@ def test_a_memmap_fits_exactly_as_the_array(tmp_path, digits, dtype, config):
     assert b.n_features_in_ == X.shape[1] and not hasattr(b, "feature_names_in_")
 
 
+def test_a_memmap_whose_file_was_replaced_is_read_through_its_map(tmp_path, digits):
+    X = digits.astype(np.float64)
+    mm = _memmap(tmp_path, X, np.float64)
+    assert as_source(mm)._fd is not None  # the file is read with pread...
+    fresh = tmp_path / "fresh.npy"
+    np.save(fresh, X * 3 + 100)
+    fresh.replace(tmp_path / "X.npy")  # ...until another writer replaces it
+    assert as_source(mm)._fd is None
+    est = NoiseInjectedInfoMax(**KW).fit(mm)
+    assert np.array_equal(est.mean_, X.mean(0))
+    assert np.array_equal(est.transform(mm), est.transform(X))
+
+
+class _LaterRowComplex(torch.utils.data.Dataset):
+    def __init__(self, X, bad):
+        self.X, self.bad = X, bad
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i] + (1j if i == self.bad else 0)
+
+
+def test_a_dataset_with_a_later_complex_row_is_refused(digits):
+    est = NoiseInjectedInfoMax(**KW)
+    with pytest.raises(ValueError, match="item 100 is complex"):
+        est.fit(_LaterRowComplex(digits, 100))
+    assert not hasattr(est, "encoder_")
+
+
 def test_chunked_moments_equal_numpys(tmp_path, monkeypatch, digits):
     import skdim_dm._data as data
 
@@ -211,6 +242,10 @@ def test_partial_fit_state_survives_save_and_load(tmp_path, digits):
     assert np.array_equal(est.transform(digits), loaded.transform(digits))
 
 
+# One pass per call: whether MI was found is not what this test checks.
+@pytest.mark.filterwarnings(
+    "ignore:the final MI estimate is negative:sklearn.exceptions.ConvergenceWarning"
+)
 def test_partial_fit_refuses_changed_structure_and_keeps_the_model(digits):
     est = NoiseInjectedInfoMax(**KW).partial_fit(digits[:200])
     Z = est.transform(digits)
@@ -240,6 +275,28 @@ def test_partial_fit_after_fit_continues_its_model(digits):
     est.partial_fit(digits[300:])
     assert est.n_steps_ == steps + 1 and est.n_samples_seen_ == seen + 100
     assert est.n_iter_ == 3
+
+
+@pytest.mark.parametrize("kind", ["memmap", "dataset"])
+def test_every_partial_fit_call_reads_a_memmap_or_dataset_as_the_array(
+    tmp_path, digits, kind
+):
+    X = digits.astype(np.float32)
+    if kind == "memmap":
+        streamed = _memmap(tmp_path, X)
+    else:
+        streamed = torch.utils.data.TensorDataset(torch.as_tensor(X))
+    a, b = NoiseInjectedInfoMax(**KW), NoiseInjectedInfoMax(**KW)
+    for rows in (slice(0, 200), slice(200, 400)):
+        a.partial_fit(X[rows])
+        b.partial_fit(streamed[rows] if kind == "memmap" else _subset(streamed, rows))
+    assert b.n_iter_ == 2 and b.n_samples_seen_ == 400
+    assert np.array_equal(a.mean_, b.mean_) and np.array_equal(a.scale_, b.scale_)
+    assert np.array_equal(a.transform(X), b.transform(X))
+
+
+def _subset(dataset, rows):
+    return torch.utils.data.Subset(dataset, range(rows.start, rows.stop))
 
 
 def test_partial_fit_reads_a_memmap_chunk(tmp_path, digits):

@@ -38,6 +38,7 @@ GRAD_CONFIGS = {
     "uniform": dict(base="uniform"),
     "separable": dict(critic="separable"),
     "hidden_batchnorm": dict(encoder="bn-backbone"),
+    "hidden_batchnorm2d": dict(encoder="bn2d-backbone"),
 }
 FIT_CONFIGS = {
     "default": dict(),
@@ -79,10 +80,26 @@ def bn_backbone():
         )
 
 
+def bn2d_backbone():
+    """A convolutional backbone (as the ConvNet's blocks) on 1 x 2 x 3 images."""
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED)
+        return torch.nn.Sequential(
+            torch.nn.Unflatten(1, (1, 2, 3)),
+            torch.nn.Conv2d(1, 4, 2, padding=1, bias=False),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.LeakyReLU(0.2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(48, 2),
+        )
+
+
 def networks(config, dtype=torch.float32):
     kw = {"noise_level": 0.6, "hidden_layer_sizes": (16,), **config}
     if kw.get("encoder") == "bn-backbone":
         kw["encoder"] = bn_backbone()
+    if kw.get("encoder") == "bn2d-backbone":
+        kw["encoder"] = bn2d_backbone()
     nets = build_networks(N_FEATURES, kw.pop("n_components", 2), seed=SEED, **kw)
     nets.encoder.to(dtype)
     nets.critic.to(dtype)
@@ -100,13 +117,13 @@ def step_grads(nets, view_a, view_b, shard=None):
     shared = torch.Generator().manual_seed(SEED)  # the same state on every rank
     params = [p for m in (encoder, critic) for p in m.parameters()]
     if shard is None:
-        mi = _pair_mi(encoder, critic, channel, view_a, view_b, shared)
+        mi = _pair_mi(encoder, critic, channel, view_a, view_b, shared)[0]
         (-mi).backward()
     else:
         attached = shard.attach(encoder)
         n = view_a.shape[0]
         va, vb = shard.local(view_a), shard.local(view_b)
-        mi = _pair_mi(encoder, critic, channel, va, vb, shared, shard, n)
+        mi = _pair_mi(encoder, critic, channel, va, vb, shared, shard, n)[0]
         (-mi).backward()
         shard.reduce_gradients(encoder, critic)
         shard.detach(attached)
@@ -196,6 +213,11 @@ def launch(out: Path, timeout: float = 240.0) -> list[dict]:
     procs = []
     for rank in range(WORLD):
         env = {k: v for k, v in os.environ.items() if k != _OWNER_ENV}
+        # The ranks import the package under test (this checkout's), not
+        # whichever one is installed: the script's own folder is tests/.
+        root = str(Path(__file__).resolve().parents[1])
+        path = os.environ.get("PYTHONPATH")
+        env["PYTHONPATH"] = root if not path else os.pathsep.join([root, path])
         env.update(
             RANK=str(rank),
             LOCAL_RANK=str(rank),
@@ -356,6 +378,39 @@ def test_launch_variables_without_an_address_give_a_clear_error(monkeypatch):
     monkeypatch.delenv(_OWNER_ENV, raising=False)
     est = NoiseInjectedInfoMax(hidden_layer_sizes=(8,), max_steps=2)
     with pytest.raises(ValueError, match="MASTER_ADDR"):
+        est.fit(asymmetric_data(60))
+    assert not hasattr(est, "encoder_")
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        (dict(RANK="5"), r"RANK=5 must be in \[0, WORLD_SIZE=2\)"),
+        (dict(RANK="-1"), r"RANK=-1 must be in"),
+        (dict(RANK="one"), r"RANK='one' is not an integer"),
+        (dict(RANK="1", LOCAL_RANK="7"), r"LOCAL_RANK=7 must be in"),
+        (dict(RANK="1", MASTER_PORT="70000"), r"MASTER_PORT=70000 is not a TCP port"),
+    ],
+    ids=["rank-too-large", "negative-rank", "rank-not-a-number", "local-rank", "port"],
+)
+def test_inconsistent_launch_variables_are_refused_before_joining_a_group(
+    monkeypatch, variables, message
+):
+    # Before the check, RANK=5 of 2 waited in init_process_group for peers
+    # that never come; here joining a group at all fails the test.
+    import torch.distributed as dist
+
+    def no_group(*args, **kwargs):
+        raise AssertionError("init_process_group was called")
+
+    monkeypatch.setattr(dist, "init_process_group", no_group)
+    monkeypatch.delenv(_OWNER_ENV, raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    env = dict(WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29541")
+    for name, value in {**env, **variables}.items():
+        monkeypatch.setenv(name, value)
+    est = NoiseInjectedInfoMax(hidden_layer_sizes=(8,), max_steps=2)
+    with pytest.raises(ValueError, match=message):
         est.fit(asymmetric_data(60))
     assert not hasattr(est, "encoder_")
 

@@ -1,5 +1,6 @@
 """scikit-learn's full estimator contract, with nothing expected to fail."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdim_dm import Gaussianizer, NoiseInjectedInfoMax
@@ -27,6 +28,11 @@ def _estimators():
     ]
 
 
+# scikit-learn's checks fit on small random tables, which hold no information
+# to find: a negative MI estimate is the right outcome there, not the point.
+@pytest.mark.filterwarnings(
+    "ignore:the final MI estimate is negative:sklearn.exceptions.ConvergenceWarning"
+)
 @parametrize_with_checks(_estimators(), expected_failed_checks=lambda est: {})
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

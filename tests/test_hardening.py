@@ -353,6 +353,63 @@ def test_thread_setting_applies_inside_fit_and_is_restored(X):
         torch.set_num_threads(before)
 
 
+def test_overlapping_fits_restore_the_thread_count_in_any_order(X):
+    # Fit A starts first and ends first, while fit B runs: B used to save A's
+    # count and restore it after A had restored the caller's.
+    from threadpoolctl import threadpool_info
+
+    a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
+    errors = []
+
+    def wait(event):
+        if not event.wait(timeout=120):  # a guard against a hang, not a timing
+            raise RuntimeError("the other fit never got there")
+
+    def fit(n_threads, callback):
+        try:
+            est = NoiseInjectedInfoMax(**{**SMALL, "n_threads": n_threads})
+            est.set_params(callbacks=[callback]).fit(X)
+        except Exception as exc:  # reported in the main thread
+            errors.append(exc)
+            for event in (a_in, b_in, a_done):
+                event.set()
+
+    def a_callback(epoch, logs):
+        a_in.set()
+        wait(b_in)  # A ends only once B is inside its own thread limit
+
+    def b_callback(epoch, logs):
+        b_in.set()
+        wait(a_done)
+
+    def new_thread_count():  # the count a new thread starts with
+        out = []
+        t = threading.Thread(target=lambda: out.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return out[0]
+
+    before, blas_before = torch.get_num_threads(), threadpool_info()
+    new_before = new_thread_count()
+    a = threading.Thread(target=fit, args=(2, a_callback))
+    b = threading.Thread(target=fit, args=(3, b_callback))
+    try:
+        a.start()
+        wait(a_in)  # A is inside its thread limit
+        b.start()
+        a.join()
+        a_done.set()  # only now may B finish
+        b.join()
+        assert not errors
+        assert torch.get_num_threads() == before
+        assert new_thread_count() == new_before
+        assert threadpool_info() == blas_before
+    finally:
+        for event in (a_in, b_in, a_done):
+            event.set()
+        torch.set_num_threads(before)
+
+
 # ------------------------------------------------ subnormal floats in training
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_training_flushes_subnormals_and_restores_the_callers_mode():

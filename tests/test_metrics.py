@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from skdim_dm._metrics import _subsample_indices
+from skdim_dm._metrics import (
+    _cov_max_error,
+    _joint_directions,
+    _subsample_indices,
+    _wishart_cov_errors,
+)
 from skdim_dm.metrics import (
     DMReport,
     TestResult,
@@ -21,7 +26,9 @@ from skdim_dm.metrics import (
     dm_report,
     fraction_inside,
     henze_zirkler,
+    joint_match,
     knn_kl_divergence,
+    marginal_ks,
     mean_error,
     norm_ks_test,
     normality_bootstrap,
@@ -306,6 +313,11 @@ def test_dm_report_gaussian():
     assert report["norm_ks_pvalue"] == norm_ks_test(Z).pvalue
     assert report["knn_kl"] == knn_kl_divergence(Z)
     assert report["mean_error"] == mean_error(Z)
+    joint = joint_match(Z, random_state=0)
+    for key in ("sliced_ratio", "sliced_max_ratio", "radial_ratio", "cov_ratio"):
+        assert report[key] == getattr(joint, key)
+        assert key in str(report)
+    assert report["sliced_ratio_q95"] == joint.sliced_ratio_q95
     assert "fraction_inside" not in report
     assert all(np.isfinite(v) for v in report.values())
     text = str(report)
@@ -324,6 +336,9 @@ def test_dm_report_uniform():
     assert report["fraction_inside"] == 1.0
     assert "hz_pvalue" not in report and "hz_bootstrap_pvalue" not in report
     assert report["component_ks_pvalue"] == component_ks_test(U, "uniform").pvalue
+    assert report["sliced_ratio"] == joint_match(U, "uniform").sliced_ratio
+    two = np.column_stack([U[:, :2], U[:, :1]])  # a repeated column: dependent
+    assert dm_report(two, prior="uniform")["sliced_ratio"] > 2
     assert "U([0, 1]^d)" in str(report) and "fraction_inside" in str(report)
 
 
@@ -426,3 +441,160 @@ def test_component_ks_and_sliced_wasserstein_accept_target_priors():
     swd_right = sliced_wasserstein(Z, prior=target, random_state=0)
     swd_wrong = sliced_wasserstein(Z, prior="gaussian", random_state=0)
     assert swd_right < 0.2 < swd_wrong
+
+
+# ----------------------------------------------------------------- joint match
+def _sign_pairs(seed, n, pairs):
+    """Columns ``(x, s * x)`` with an independent random sign ``s``: every column
+    is exactly N(0, 1) and each pair uncorrelated, but not jointly Gaussian."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, pairs))
+    s = rng.choice([-1.0, 1.0], size=(n, pairs))
+    return np.column_stack([x, s * x])
+
+
+def test_joint_match_statistics_by_hand():
+    Z = _normal(3, 300, 3) * [1.0, 1.2, 0.9] + 0.1
+    res = joint_match(Z, n_directions=8, n_reference=4, random_state=5)
+    U = _joint_directions(3, 8, 5)
+    ks = [stats.ks_1samp(Z @ u, stats.norm.cdf).statistic for u in U]
+    assert res.sliced_ks_mean == pytest.approx(np.mean(ks), rel=1e-12)
+    assert res.sliced_ks_max == pytest.approx(np.max(ks), rel=1e-12)
+    assert res.radial_ks == pytest.approx(norm_ks_test(Z).statistic, rel=1e-12)
+    cov_err = np.abs(np.cov(Z, rowvar=False) - np.eye(3)).max()
+    assert res.cov_max_error == pytest.approx(cov_err, rel=1e-12)
+    assert res.sliced_ratio == pytest.approx(
+        res.sliced_ks_mean / res.floor_sliced_ks_mean
+    )
+    assert res.radial_ratio == pytest.approx(res.radial_ks / res.floor_radial_ks)
+    assert res.floor_radial_ks == pytest.approx(stats.kstwo(300).median())
+    assert res.worst_ratio == max(res.sliced_ratio, res.radial_ratio, res.cov_ratio)
+    np.testing.assert_allclose(np.linalg.norm(U, axis=1), 1.0)
+
+
+def test_wishart_cov_floor_matches_direct_exact_samples():
+    # Few points, where a wrong degree of freedom would show.
+    rng = np.random.default_rng(0)
+    direct = [_cov_max_error(rng.standard_normal((6, 3))) for _ in range(4000)]
+    bartlett = _wishart_cov_errors(6, 3, 4000, seed=0)
+    qs = [0.1, 0.5, 0.9]
+    np.testing.assert_allclose(
+        np.quantile(bartlett, qs), np.quantile(direct, qs), rtol=0.04
+    )
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "uniform"])
+def test_joint_match_exact_prior_samples_score_about_one(prior):
+    draw = {
+        "gaussian": lambda rng: rng.standard_normal((2000, 6)),
+        "uniform": lambda rng: rng.random((2000, 6)),
+    }[prior]
+    results = [
+        joint_match(draw(np.random.default_rng(100 + seed)), prior) for seed in range(8)
+    ]
+    for field in ("sliced", "sliced_max", "radial", "cov"):
+        ratios = np.array([getattr(r, f"{field}_ratio") for r in results])
+        q95 = getattr(results[0], f"{field}_ratio_q95")
+        assert 0.8 < np.median(ratios) < 1.2, (field, ratios)
+        # About 1 in 20 exact samples scores above the 95% quantile.
+        assert np.sum(ratios > q95) <= 2, (field, ratios, q95)
+
+
+def test_joint_match_sees_dependence_that_marginals_miss():
+    Z = _sign_pairs(0, 2000, 2)
+    assert np.all(marginal_ks(Z).pvalue > 0.05)
+    res = joint_match(Z)
+    assert res.sliced_ratio > max(2.0, 1.5 * res.sliced_ratio_q95)
+    assert res.sliced_max_ratio > res.sliced_max_ratio_q95
+
+
+def test_joint_match_radial_view_sees_a_radial_distortion():
+    # Uniform on the sphere of radius sqrt(d): projections nearly N(0, 1) at
+    # d = 32, but ||z||^2 is d exactly.
+    G = _normal(1, 2000, 32)
+    Z = np.sqrt(32) * G / np.linalg.norm(G, axis=1, keepdims=True)
+    res = joint_match(Z)
+    assert res.radial_ratio > 10
+    assert res.sliced_ratio < 1.5
+    assert res.worst_ratio == res.radial_ratio
+
+
+def test_joint_match_cov_ratio_sees_a_wrong_scale():
+    exact = joint_match(_normal(2, 5000, 4))
+    wide = joint_match(np.sqrt(1.1) * _normal(2, 5000, 4))
+    assert wide.cov_ratio > 2 * wide.cov_ratio_q95
+    assert wide.cov_ratio > 2 * exact.cov_ratio
+
+
+def test_joint_match_uniform_path_sees_dependence_and_clips_faces():
+    rng = np.random.default_rng(4)
+    u = rng.random((2000, 2))
+    exact = joint_match(u, "uniform")
+    dependent = joint_match(np.column_stack([u, u]), "uniform")
+    assert exact.sliced_ratio < 1.5
+    assert dependent.sliced_ratio > 3
+    faces = u.copy()
+    faces[:10] = [0.0, 1.0]
+    res = joint_match(faces, "uniform")
+    assert np.isfinite(res.radial_ratio) and np.isfinite(res.sliced_ratio)
+    # 0.5% of the rows on the faces show in the tails: worse than the exact draws.
+    assert res.radial_ratio > exact.radial_ratio
+
+
+def test_joint_match_with_fewer_samples_than_components():
+    # No Wishart law: the covariance floor comes from the exact samples.
+    res = joint_match(_normal(0, 5, 8), n_reference=4)
+    assert all(np.isfinite(v) and v > 0 for v in res[:5])
+
+
+def test_joint_match_is_deterministic_and_shares_directions_and_floor():
+    Z1, Z2 = _normal(5, 500, 3), _normal(6, 500, 3)
+    a = joint_match(Z1, random_state=1, n_reference=4)
+    assert joint_match(Z1, random_state=1, n_reference=4) == a
+    b = joint_match(Z2, random_state=1, n_reference=4)
+    assert b.floor_sliced_ks_mean == a.floor_sliced_ks_mean
+    assert b.floor_cov_max_error == a.floor_cov_max_error
+    other = joint_match(Z1, random_state=2, n_reference=4)
+    assert other.sliced_ks_mean != a.sliced_ks_mean
+    # The first directions do not depend on how many there are.
+    np.testing.assert_array_equal(
+        _joint_directions(3, 4, 1), _joint_directions(3, 16, 1)[:4]
+    )
+    g1 = joint_match(Z1, random_state=np.random.default_rng(9), n_reference=4)
+    g2 = joint_match(Z1, random_state=np.random.default_rng(9), n_reference=4)
+    assert g1 == g2
+
+
+@PROPERTY
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(5, 120),
+    d=st.integers(1, 4),
+)
+def test_joint_match_invariant_to_row_order_and_sign(seed, n, d):
+    Z = _normal(seed, n, d) * 1.3
+    rng = np.random.default_rng(seed + 1)
+    base = joint_match(Z, n_directions=16, n_reference=2)
+    for other in (Z[rng.permutation(n)], -Z):
+        res = joint_match(other, n_directions=16, n_reference=2)
+        np.testing.assert_allclose(res, base, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"Z": np.ones((10, 2)) + 1j}, "complex"),
+        ({"Z": np.full((10, 2), np.nan)}, "NaN"),
+        ({"Z": np.ones(10)}, "2-D"),
+        ({"Z": np.ones((2, 2))}, "at least 3"),
+        ({"prior": "laplace"}, "prior"),
+        ({"n_directions": 0}, "n_directions"),
+        ({"n_reference": 1.5}, "n_reference"),
+        ({"random_state": -1}, "random_state"),
+        ({"random_state": "a"}, "random_state"),
+    ],
+)
+def test_joint_match_invalid_input_raises(kwargs, match):
+    kwargs = {"Z": _normal(0, 10, 2), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        joint_match(**kwargs)

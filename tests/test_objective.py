@@ -118,3 +118,56 @@ def test_adaptive_ratio_is_the_linear_gaussian_channel():
     )
     diff = (ch.log_density_ratio(y, e, corr=c) - exact).numpy()
     np.testing.assert_allclose(diff, diff[0, 0], atol=1e-9)  # equal up to a constant
+
+
+# ---------------------------------------------------------------- fused sliced bounds
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+@pytest.mark.parametrize("kernel", ["gaussian", "student"])
+def test_fused_sliced_bound_equals_infonce_over_the_kernel_scores(kernel, scale):
+    """Value and gradient of the fused bound are those of ``infonce`` over the
+    kernel's (slices, N, N) scores, which autograd differentiates."""
+    from skdim_dm._networks import AnalyticCritic, StudentCritic
+    from skdim_dm._objective import sliced_gaussian_infonce, sliced_student_infonce
+
+    gen = torch.Generator().manual_seed(3)
+    y = torch.randn(3, 9, generator=gen, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(3, 9, generator=gen, dtype=torch.float64, requires_grad=True)
+    channel = GaussianChannel(0.7)
+    if kernel == "gaussian":
+        critic = AnalyticCritic(1, channel)
+        fused = sliced_gaussian_infonce(y, e, channel.p, scale)
+    else:
+        critic = StudentCritic(1, channel)
+        fused = sliced_student_infonce(y, e, channel.p, critic.dof, scale)
+    reference = infonce(scale * critic(y.unsqueeze(-1), e.unsqueeze(-1)))
+    torch.testing.assert_close(fused, reference)
+    g_fused = torch.autograd.grad(fused, (y, e))
+    g_ref = torch.autograd.grad(reference, (y, e))
+    for a, b in zip(g_fused, g_ref):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "student"])
+def test_sliced_critic_bound_takes_the_fused_route_with_the_same_value(kernel):
+    from skdim_dm._networks import AnalyticCritic, SlicedCritic, StudentCritic
+
+    kind = AnalyticCritic if kernel == "gaussian" else StudentCritic
+    critic = SlicedCritic(5, GaussianChannel(0.8), kind)
+    gen = torch.Generator().manual_seed(0)
+    e = torch.randn(32, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(32, 5, generator=gen, dtype=torch.float64)
+    critic.observe(e, e, gen)
+    torch.testing.assert_close(critic.bound(y, e), infonce(critic(y, e)))
+
+
+def test_epps_pulley_is_near_zero_for_normal_data_and_grows_with_departure():
+    from skdim_dm._objective import epps_pulley
+
+    gen = torch.Generator().manual_seed(0)
+    normal = torch.randn(4096, 4, generator=gen, dtype=torch.float64)
+    exact = float(epps_pulley(normal))
+    bimodal = torch.sign(normal) * (0.3 + 0.1 * normal.abs())
+    bimodal = bimodal / bimodal.std(0)
+    assert exact < 1e-3
+    assert float(epps_pulley(bimodal)) > 20 * exact
+    assert float(epps_pulley(1.5 * normal)) > 20 * exact

@@ -26,8 +26,11 @@ from skdim_dm._outliers import (
     TIE_RTOL,
     UNIFORM_CLIP,
     chi2_logsf,
+    conditional_calibration_rows,
+    conditional_pvalue_table,
     probit,
     shrunk_whitening,
+    simes_bounds,
 )
 
 ALPHAS = (0.01, 0.05, 0.10)
@@ -44,8 +47,10 @@ def _tiny_infomax():
 )
 def test_sklearn_compatible_estimator(estimator, check):
     with warnings.catch_warnings():
-        # Tiny check data: "the smallest conformal p-value is ... > alpha".
+        # Tiny check data: "the smallest conformal p-value is ... > alpha", and
+        # random tables with no information for the embedder to find.
         warnings.filterwarnings("ignore", message="the smallest conformal p-value")
+        warnings.filterwarnings("ignore", message="the final MI estimate is negative")
         check(estimator)
 
 
@@ -56,6 +61,9 @@ def test_sklearn_compatible_estimator(estimator, check):
         LatentOutlierDetector(
             embedder=_tiny_infomax(), statistic="mahalanobis", calibration="prior"
         ),
+        # alpha = 0.1: the checks' 300 rows calibrate on 60, and
+        # fpr_confidence=0.9 needs 44 to flag anything at 0.1 (90 at 0.05).
+        LatentOutlierDetector(embedder=_tiny_infomax(), alpha=0.1, fpr_confidence=0.9),
     ],
     expected_failed_checks=lambda est: (
         {
@@ -73,6 +81,7 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_sklearn_compatible_other_calibrations(estimator, check):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="the smallest conformal p-value")
+        warnings.filterwarnings("ignore", message="the final MI estimate is negative")
         check(estimator)
 
 
@@ -221,8 +230,8 @@ def test_split_conformal_pvalues_match_a_reference(statistic):
     rng = np.random.default_rng(21)
     X = rng.standard_normal((50, 3))
     X_new = 1.5 * rng.standard_normal((40, 3))
-    det = LatentOutlierDetector(
-        _Spy(), statistic=statistic, calibration_size=0.3, random_state=0
+    det = LatentOutlierDetector(  # alpha=0.2: 15 calibration rows can flag
+        _Spy(), statistic=statistic, calibration_size=0.3, alpha=0.2, random_state=0
     ).fit(X)
     train = _row_set(det.embedder_.fit_rows_)
     cal = np.array([x for x in X if tuple(x) not in train])
@@ -276,7 +285,7 @@ def test_calibration_rows_never_train_the_embedder(calibration):
     rng = np.random.default_rng(23)
     X = rng.standard_normal((60, 3))
     det = LatentOutlierDetector(
-        _Spy(), calibration=calibration, n_folds=3, random_state=1
+        _Spy(), calibration=calibration, n_folds=3, alpha=0.2, random_state=1
     ).fit(X)
     calibrated = []
     for emb, stat, cal_scores in zip(
@@ -386,6 +395,260 @@ def test_cross_conformal_fpr_over_many_draws(sampler):
         if a * 61 >= 1:  # else nothing can be flagged
             assert fpr[a].mean() >= 0.5 * a, a  # not vacuously conservative
     assert np.mean(single <= 0.1) <= 2 * 0.1
+
+
+# ------------------------------------- calibration-conditional p-values
+def _simes_reference(n, delta):
+    """Bates et al. (2023), Section 3, written out with products."""
+    k = max(1, n // 2)
+    b = np.ones(n)
+    for i in range(k, n + 1):
+        ratio = np.prod([(i - t) / (n - t) for t in range(k)])
+        b[n - i] = 1 - delta ** (1 / k) * ratio ** (1 / k)  # b_{n+1-i}
+    return b
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 31, 200])
+@pytest.mark.parametrize("confidence", [0.5, 0.9, 0.99])
+def test_simes_bounds_follow_the_papers_formula(n, confidence):
+    b = simes_bounds(n, confidence)
+    np.testing.assert_allclose(b, _simes_reference(n, 1 - confidence), rtol=1e-12)
+    assert np.all(np.diff(b) >= 0) and np.all((b > 0) & (b <= 1))
+
+
+@pytest.mark.parametrize("n, confidence", [(5, 0.9), (60, 0.9), (201, 0.8)])
+def test_simes_bounds_hold_with_probability_exactly_fpr_confidence(n, confidence):
+    """``P(U_(j) <= b_j for every j) = 1 - delta`` for i.i.d. uniforms: neither
+    less (invalid) nor more (needlessly conservative)."""
+    b = simes_bounds(n, confidence)
+    U = np.sort(np.random.default_rng([27, n]).random((20000, n)), axis=1)
+    held = np.mean(np.all(U <= b, axis=1))
+    se = np.sqrt(confidence * (1 - confidence) / 20000)
+    assert abs(held - confidence) < 4 * se, held
+
+
+def test_conditional_pvalue_table_is_monotone_and_never_below_the_marginal():
+    for n in (1, 3, 50, 999):
+        for confidence in (0.01, 0.5, 0.9):
+            t = conditional_pvalue_table(n, confidence)
+            marginal = (1.0 + np.arange(n + 1)) / (n + 1.0)
+            assert t.shape == (n + 1,) and t[-1] == 1.0
+            assert np.all(t >= marginal) and np.all(np.diff(t) >= 0)
+    # A low confidence makes the bound smaller than the marginal p-value: the
+    # marginal one is kept.
+    assert conditional_pvalue_table(10, 0.01)[0] == 1 / 11
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1, 0.3])
+@pytest.mark.parametrize("confidence", [0.5, 0.9, 0.95])
+def test_conditional_calibration_rows_is_the_first_size_that_can_flag(
+    alpha, confidence
+):
+    need = conditional_calibration_rows(alpha, confidence)
+    first = next(
+        n for n in range(1, 5000) if conditional_pvalue_table(n, confidence)[0] <= alpha
+    )
+    assert need == first
+
+
+def test_documented_calibration_rows_match_the_code():
+    doc = LatentOutlierDetector.__doc__
+    for confidence in (0.9, 0.95):
+        line = next(
+            r for r in doc.splitlines() if r.strip().startswith(f"``{confidence}``")
+        )
+        documented = [int(v) for v in line.split()[1:]]
+        assert documented == [
+            conditional_calibration_rows(a, confidence) for a in ALPHAS
+        ]
+
+
+def _exact_fpr(det, d):
+    """The FPR of ``p <= t`` given the calibration set, for every level ``t``.
+
+    Prior statistic on exact ``N(0, I_d)`` rows: the statistic is ``chi2(d)``.
+    The detector is probed at each calibration score (and beyond them all):
+    flagging ``p <= t`` flags the statistics above the largest probe it does
+    not flag, so the FPR is ``chi2.sf`` of that probe. Returns the levels, their
+    FPR, and the probes.
+    """
+    cal = np.sort(det.calibration_.scores_[0])[::-1]
+    s = np.r_[2 * cal[0] + 10, cal]
+    probes = np.zeros((len(s), d))
+    probes[:, 0] = np.sqrt(s)
+    p = det.pvalues(probes)
+    levels = np.unique(p[p < 1])
+    fpr = np.array([0.0 if p[0] > t else chi2.sf(s[p > t].max(), d) for t in levels])
+    return levels, fpr, probes
+
+
+def _conditional_draws(confidence, alphas, n_draws=300, n_cal=100, d=4):
+    """Per calibration draw: the exact FPR of ``predict`` at each alpha, and
+    whether ``FPR(t) > t`` for some level ``t`` of the p-values."""
+    fpr = {a: [] for a in alphas}
+    anywhere = []
+    for i in range(n_draws):
+        X = np.random.default_rng([28, i]).standard_normal((n_cal + 10, d))
+        det = LatentOutlierDetector(
+            _identity(),
+            statistic="prior",
+            calibration_size=n_cal,
+            fpr_confidence=confidence,
+            random_state=i,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # too few rows for alpha: tested apart
+            det.fit(X)
+        levels, level_fpr, probes = _exact_fpr(det, d)
+        anywhere.append(bool(np.any(level_fpr > levels)))
+        for a in alphas:
+            det.set_params(alpha=a)
+            det.offset_ = det.calibration_.offset(a)  # what fit sets for alpha
+            flagged = det.predict(probes) == -1
+            # Flagged: the statistics above the largest unflagged probe.
+            s = probes[:, 0] ** 2
+            fpr[a].append(0.0 if not flagged[0] else chi2.sf(s[~flagged].max(), d))
+    return {a: np.array(v) for a, v in fpr.items()}, np.array(anywhere)
+
+
+def test_conditional_fpr_exceeds_alpha_in_at_most_delta_of_calibration_draws():
+    """The promise of ``fpr_confidence``: over calibration draws, the fitted
+    detector's FPR exceeds alpha in at most ``delta`` of them, for every alpha
+    at once, while marginal p-values exceed it about half the time."""
+    confidence, alphas, n_draws = 0.9, (0.05, 0.1, 0.2), 300
+    delta = 1 - confidence
+    se = np.sqrt(delta * confidence / n_draws)
+    fpr, anywhere = _conditional_draws(confidence, alphas, n_draws)
+    for a in alphas:
+        assert np.mean(fpr[a] > a) <= delta + 2 * se, a
+    # Simultaneously over every threshold: exactly delta (the Simes bound is
+    # exact), so not needlessly conservative either.
+    assert abs(anywhere.mean() - delta) < 3 * se, anywhere.mean()
+    # Not kept by flagging nothing: mean FPR m / (n_cal + 1) when ranks 1..m
+    # are flagged (m = 5 at alpha = 0.1, 14 at 0.2 with 100 calibration rows).
+    assert fpr[0.1].mean() > 0.4 * 0.1 and fpr[0.2].mean() > 0.5 * 0.2
+    marginal, anywhere_marginal = _conditional_draws(None, alphas, n_draws)
+    for a in alphas:
+        assert np.mean(marginal[a] > a) > 0.3, a
+        assert marginal[a].mean() <= a + 4 * marginal[a].std() / np.sqrt(n_draws)
+        assert np.mean(fpr[a]) < np.mean(marginal[a])
+    assert anywhere_marginal.mean() > 0.9
+
+
+def test_conditional_fpr_over_draws_with_a_trained_statistic():
+    """The same promise when the statistic is fitted on the training rows (knn
+    on standardized latents) and the FPR is measured on fresh inliers."""
+    confidence, alpha, n_draws, n_test = 0.9, 0.1, 150, 4000
+    fpr, fpr_marginal, auc_equal = [], [], []
+    for i in range(n_draws):
+        rng = np.random.default_rng([29, i])
+        X, X_test = _heavy(rng, 300), _heavy(rng, n_test)
+        kw = dict(calibration_size=150, alpha=alpha, random_state=i)
+        cond = LatentOutlierDetector(
+            StandardScaler(), fpr_confidence=confidence, **kw
+        ).fit(X)
+        marg = LatentOutlierDetector(StandardScaler(), **kw).fit(X)
+        fpr.append(np.mean(cond.predict(X_test) == -1))
+        fpr_marginal.append(np.mean(marg.predict(X_test) == -1))
+        auc_equal.append(
+            np.array_equal(cond.score_samples(X_test), marg.score_samples(X_test))
+        )
+    fpr, fpr_marginal = np.array(fpr), np.array(fpr_marginal)
+    # The test set's own sampling noise (sd 0.005) blurs "FPR > alpha": count a
+    # draw as above alpha beyond one such sd.
+    noise = np.sqrt(alpha * (1 - alpha) / n_test)
+    delta, se = 1 - confidence, np.sqrt(0.09 / n_draws)
+    assert np.mean(fpr > alpha + noise) <= delta + 2 * se
+    assert np.mean(fpr_marginal > alpha + noise) > 0.25
+    assert 0.4 * alpha < fpr.mean() < fpr_marginal.mean()
+    assert all(auc_equal)
+
+
+def test_fpr_confidence_changes_pvalues_and_threshold_not_scores():
+    rng = np.random.default_rng(30)
+    X = rng.standard_t(3, (600, 4))
+    X_eval = np.vstack([rng.standard_t(3, (500, 4)), 4 + rng.standard_t(3, (50, 4))])
+    y = np.r_[np.zeros(500), np.ones(50)]
+    kw = dict(alpha=0.1, random_state=0)
+    marg = LatentOutlierDetector(StandardScaler(), **kw).fit(X)
+    cond = LatentOutlierDetector(StandardScaler(), fpr_confidence=0.9, **kw).fit(X)
+    np.testing.assert_array_equal(
+        cond.score_samples(X_eval), marg.score_samples(X_eval)
+    )
+    assert roc_auc_score(y, -cond.score_samples(X_eval)) == roc_auc_score(
+        y, -marg.score_samples(X_eval)
+    )
+    p_m, p_c = marg.pvalues(X_eval), cond.pvalues(X_eval)
+    n = cond.n_calibration_
+    assert n == 120
+    # The conditional p-value of a sample is the table's entry at its rank.
+    rank = np.rint(p_m * (n + 1)).astype(int)
+    np.testing.assert_array_equal(p_c, conditional_pvalue_table(n, 0.9)[rank - 1])
+    assert np.all(p_c >= p_m) and np.any(p_c > p_m)
+    for det, p in ((marg, p_m), (cond, p_c)):
+        np.testing.assert_array_equal(det.predict(X_eval) == -1, p <= 0.1)
+        np.testing.assert_array_equal(det.decision_function(X_eval) < 0, p <= 0.1)
+    assert 0 < np.sum(p_c <= 0.1) < np.sum(p_m <= 0.1)
+
+
+def test_marginal_pvalues_are_the_conformal_formula_bit_for_bit():
+    rng = np.random.default_rng(31)
+    X, X_new = rng.standard_normal((80, 3)), 1.3 * rng.standard_normal((50, 3))
+    det = LatentOutlierDetector(  # alpha=0.2: 16 calibration rows can flag
+        _identity(), statistic="prior", fpr_confidence=None, alpha=0.2, random_state=0
+    ).fit(X)
+    cal = det.calibration_.scores_[0]
+    s = np.sum(X_new**2, axis=1)
+    count = (cal[None, :] >= s[:, None]).sum(axis=1)
+    np.testing.assert_array_equal(det.pvalues(X_new), (1.0 + count) / (len(cal) + 1.0))
+    assert det.get_params()["fpr_confidence"] is None
+    assert type(det.calibration_).__name__ == "ConformalCalibration"
+
+
+def test_warns_before_training_when_calibration_is_too_small_for_the_pair():
+    X = np.random.default_rng(32).standard_normal((200, 2))
+    kw = dict(statistic="prior", alpha=0.05, fpr_confidence=0.9)
+    assert conditional_calibration_rows(0.05, 0.9) == 90
+    # The warning comes before the embedder is fitted.
+    with pytest.warns(UserWarning, match="need at least 90 calibration rows"):
+        with pytest.raises(AssertionError, match="fitted before"):
+            LatentOutlierDetector(_MustNotFit(), calibration_size=89, **kw).fit(X)
+    with pytest.warns(UserWarning, match="n_cal = 89 calibration rows"):
+        small = LatentOutlierDetector(_identity(), calibration_size=89, **kw).fit(X)
+    assert not np.any(small.predict(100 * X) == -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enough = LatentOutlierDetector(_identity(), calibration_size=90, **kw).fit(X)
+        # contamination sets the threshold: alpha is not used, nothing to warn.
+        LatentOutlierDetector(
+            _identity(), calibration_size=10, contamination=0.1, **kw
+        ).fit(X)
+    assert np.all(enough.predict(100 * X) == -1)
+
+
+@pytest.mark.parametrize(
+    "value", [True, False, 0, 1, 0.0, 1.0, -0.1, 1.5, "0.9", np.nan]
+)
+def test_fpr_confidence_must_be_none_or_a_float_in_the_open_unit_interval(value):
+    det = LatentOutlierDetector(_MustNotFit(), fpr_confidence=value)
+    with pytest.raises(ValueError, match="fpr_confidence. parameter .* must be"):
+        det.fit(np.zeros((20, 2)))
+    with pytest.raises(NotFittedError):
+        det.predict(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("calibration", ["cross-conformal", "prior"])
+def test_fpr_confidence_refuses_calibrations_the_theory_does_not_cover(calibration):
+    det = LatentOutlierDetector(
+        _MustNotFit(),
+        statistic="mahalanobis",
+        calibration=calibration,
+        fpr_confidence=0.9,
+    )
+    with pytest.raises(ValueError, match="needs calibration='conformal'"):
+        det.fit(np.random.default_rng(33).standard_normal((50, 2)))
+    with pytest.raises(NotFittedError):
+        det.pvalues(np.zeros((2, 2)))
 
 
 def test_prior_pvalues_exact_under_the_prior():
@@ -506,7 +769,13 @@ def test_score_samples_refines_the_pvalue_and_predict_is_p_le_alpha(calibration)
     for alpha in (0.02, 0.05, 0.1, 0.5):
         det = LatentOutlierDetector(
             _identity(), calibration=calibration, alpha=alpha, random_state=0
-        ).fit(X)
+        )
+        if calibration == "conformal" and alpha < 0.05:
+            # 19 calibration rows: no p-value reaches 0.02, which fit says
+            with pytest.warns(UserWarning, match="smallest conformal p-value"):
+                det.fit(X)
+        else:
+            det.fit(X)
         n1 = det.n_calibration_ + 1
         p, s = det.pvalues(X_new), det.score_samples(X_new)
         assert np.all((p > 0) & (p <= 1))
@@ -539,7 +808,8 @@ def test_exact_ties_count_as_at_least_as_extreme():
     """Integer-valued data tie often; a tie counts against the sample (>=)."""
     X = np.repeat(np.arange(5.0), [1, 2, 3, 4, 5])[:, None]  # 15 rows
     emb = FunctionTransformer().fit(X)
-    det = LatentOutlierDetector(emb, prefit=True, statistic="prior").fit(X)
+    det = LatentOutlierDetector(emb, prefit=True, statistic="prior", alpha=0.2)
+    det.fit(X)
     assert det.n_calibration_ == 15
     # Values 0..4 have 15, 14, 12, 9 and 5 calibration rows at least as far out.
     np.testing.assert_allclose(
@@ -550,7 +820,11 @@ def test_exact_ties_count_as_at_least_as_extreme():
 def test_ties_within_float_rounding_count_as_ties():
     X = np.random.default_rng(6).standard_normal((50, 2))
     det = LatentOutlierDetector(
-        _identity(), statistic="prior", calibration="conformal", random_state=0
+        _identity(),
+        statistic="prior",
+        calibration="conformal",
+        alpha=0.2,
+        random_state=0,
     ).fit(X)
     cal = det.calibration_.scores_[0]
     top = cal[-1]
@@ -619,14 +893,15 @@ def test_prefit_uses_embedder_as_is(trained):
 
 def test_prefit_errors():
     X = np.random.default_rng(7).standard_normal((20, 3))
+    kw = dict(prefit=True, alpha=0.5)  # 4 calibration rows: alpha=0.05 flags nothing
     with pytest.raises(NotFittedError):
-        LatentOutlierDetector(NoiseInjectedInfoMax(), prefit=True).fit(X)
+        LatentOutlierDetector(NoiseInjectedInfoMax(), **kw).fit(X)
     with pytest.raises(ValueError, match="prefit=True needs a fitted embedder"):
-        LatentOutlierDetector(prefit=True).fit(X)
+        LatentOutlierDetector(**kw).fit(X)
     emb = NoiseInjectedInfoMax(hidden_layer_sizes=(4,), max_epochs=1, device="cpu")
     emb.fit(X)
     with pytest.raises(ValueError, match="features"):
-        LatentOutlierDetector(emb, prefit=True).fit(X[:, :2])
+        LatentOutlierDetector(emb, **kw).fit(X[:, :2])
 
 
 @pytest.mark.parametrize(
@@ -653,6 +928,8 @@ def test_prefit_errors():
         ({"n_folds": 2.5}, "n_folds"),
         ({"n_neighbors": 0}, "n_neighbors"),
         ({"n_neighbors": 1.5}, "n_neighbors"),
+        ({"n_neighbors": True}, "'n_neighbors' parameter .* Got True"),
+        ({"calibration_size": True}, "'calibration_size' parameter .* Got True"),
         ({"random_state": "0"}, "random_state"),
         ({"calibration": "prior"}, "chi-square law"),
         ({"calibration_size": 19}, "leaves 1 training and 19 calibration"),
@@ -701,11 +978,48 @@ def test_random_state_reproducible_without_global_state(calibration):
     assert torch.equal(torch.random.get_rng_state(), torch_state)
 
 
+def test_an_interrupt_stops_the_detector_fit_at_once():
+    X = np.random.default_rng(12).standard_normal((120, 5))
+    epochs = []
+
+    def interrupt(epoch, logs):
+        epochs.append(epoch)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    emb = NoiseInjectedInfoMax(
+        hidden_layer_sizes=(8,), max_epochs=5, device="cpu", callbacks=[interrupt]
+    )
+    det = LatentOutlierDetector(emb, calibration="cross-conformal", n_folds=3)
+    with pytest.raises(KeyboardInterrupt):
+        det.fit(X)
+    assert epochs == [1, 2]  # no later epoch, no other fold
+    assert not hasattr(det, "embedders_")
+
+
+def test_an_embedder_with_complex_latents_is_refused():
+    X = np.random.default_rng(13).standard_normal((100, 4))
+    complex_latents = FunctionTransformer(lambda A: A[:, :2] + 1j * A[:, 2:])
+    det = LatentOutlierDetector(complex_latents, statistic="mahalanobis")
+    with pytest.raises(ValueError, match="complex"):
+        det.fit(X)
+
+
+@pytest.mark.parametrize("statistic", ["mahalanobis", "knn", "prior"])
+def test_an_embedder_with_huge_latents_is_refused_naming_their_scale(statistic):
+    X = np.random.default_rng(14).standard_normal((100, 4))
+    huge = FunctionTransformer(lambda A: A * 1e200)
+    with pytest.raises(ValueError, match="latents as large as .*e\\+200"):
+        LatentOutlierDetector(huge, statistic=statistic).fit(X)
+
+
 def test_folds_follow_random_state_without_an_embedder_seed():
     X = np.random.default_rng(11).standard_normal((40, 2))
     rows = [
         _row_set(
-            LatentOutlierDetector(_Spy(), random_state=r).fit(X).embedder_.fit_rows_
+            LatentOutlierDetector(_Spy(), alpha=0.2, random_state=r)
+            .fit(X)
+            .embedder_.fit_rows_
         )
         for r in (0, 0, 1)
     ]

@@ -212,3 +212,105 @@ def test_cuda_fitted_model_saves_cpu_weights_and_loads_anywhere(tmp_path, digits
     np.testing.assert_allclose(
         loaded.transform(digits), est.transform(digits), rtol=1e-4, atol=1e-5
     )
+
+
+# ------------------------------------------------- tampered files (issue 20)
+@pytest.fixture(scope="module")
+def whitened(digits):
+    return NoiseInjectedInfoMax(3, whiten=True, gaussianize=2, **SMALL).fit(digits)
+
+
+@pytest.fixture(scope="module")
+def streamed(digits):
+    est = NoiseInjectedInfoMax(**{**SMALL, "batch_size": 64})
+    return est.partial_fit(digits[:150]).partial_fit(digits[150:])
+
+
+def _config(c, name, value):
+    c["fitted"][name] = value
+
+
+def _weights(w, name, value):
+    if value is None:
+        del w[name]
+    else:
+        w[name] = value(w[name])
+
+
+TAMPERED = {
+    "gaussianizer_ not a Gaussianizer": (_config, "gaussianizer_", [1, 2]),
+    "whitening covariance not positive definite": (
+        _weights,
+        "module/encoder_/norm.running_cov",
+        lambda t: -t,
+    ),
+    "_n_features_out a string": (_config, "_n_features_out", "x"),
+    "_n_features_out huge": (_config, "_n_features_out", 10**7),
+    "mean_ of the wrong shape": (_weights, "array/mean_", lambda t: t[:3]),
+    "scale_ zero": (_weights, "array/scale_", lambda t: t * 0),
+    "noise_level_ out of range": (_config, "noise_level_", 1e308),
+    "_cache in the file": (_config, "_cache", []),
+    "n_iter_ negative": (_config, "n_iter_", -1),
+    "history_ not dicts": (_config, "history_", ["x", "y"]),
+    "capacity_ a string": (_config, "capacity_", "big"),
+    "prior_ not the prior": (_config, "prior_", 5),
+    "unknown fitted attribute": (_config, "extra_", 1),
+    "missing fitted attribute": (_weights, "array/mean_", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_load_checks_every_fitted_attribute(tmp_path, whitened, digits, case):
+    path = whitened.save(tmp_path / "m")
+    edit, name, value = TAMPERED[case]
+    if edit is _config:
+        config = json.loads((path / "config.json").read_text())
+        _config(config, name, value)
+        (path / "config.json").write_text(json.dumps(config))
+    else:
+        weights = torch.load(path / "weights.pt", weights_only=True)
+        _weights(weights, name, value)
+        torch.save(weights, path / "weights.pt")
+    with pytest.raises(ModelFileError):
+        NoiseInjectedInfoMax.load(path)
+    assert NoiseInjectedInfoMax.load(whitened.save(tmp_path / "ok")) is not None
+
+
+def test_load_checks_the_saved_optimizer_state(tmp_path, streamed, digits):
+    path = streamed.save(tmp_path / "m")
+    loaded = NoiseInjectedInfoMax.load(path)
+    assert loaded._adam_moments.shape == streamed._adam_moments.shape
+    weights = torch.load(path / "weights.pt", weights_only=True)
+    weights["array/_adam_moments"] = weights["array/_adam_moments"][:-1]
+    torch.save(weights, path / "weights.pt")
+    with pytest.raises(ModelFileError, match="_adam_moments"):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_a_huge_integer_in_the_config_is_a_model_file_error(tmp_path, fitted):
+    path = fitted.save(tmp_path / "m")
+    text = (path / "config.json").read_text()
+    text = text.replace('"format_version": 1', '"format_version": ' + "9" * 5000)
+    (path / "config.json").write_text(text)
+    with pytest.raises(ModelFileError, match="corrupt"):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_load_refuses_compressed_weights_before_inflating(
+    tmp_path, fitted, monkeypatch
+):
+    import zipfile
+
+    path = fitted.save(tmp_path / "m")
+    with zipfile.ZipFile(path / "weights.pt") as z:
+        entries = [(info.filename, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(path / "weights.pt", "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            z.writestr(name, data)
+
+    def never(*args, **kwargs):
+        raise AssertionError("torch.load must not run")
+
+    monkeypatch.setattr(torch, "load", never)
+    with pytest.raises(ModelFileError, match="entry .* is compressed"):
+        NoiseInjectedInfoMax.load(path)

@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from skdim_dm import Gaussianizer, NoiseInjectedInfoMax
 from skdim_dm.metrics import (
@@ -19,6 +19,8 @@ from skdim_dm.metrics import (
     TestResult,
     gaussianity_scorer,
     henze_zirkler,
+    joint_match,
+    joint_match_scorer,
     knn_kl_divergence,
     make_latent_scorer,
     norm_ks_test,
@@ -79,6 +81,15 @@ def test_prior_scorer_equals_estimator_score(fitted, digits):
         assert value == -knn_kl_divergence(est.transform(X), prior)
 
 
+def test_prior_scorer_uses_the_fitted_prior_after_set_params(digits):
+    X, _ = digits
+    est = _small(prior=stats.expon()).fit(X[:300])
+    before = prior_scorer(est, X[300:])
+    for prior in ("gaussian", "uniform", stats.beta(2, 5)):
+        est.set_params(prior=prior)  # no effect until the next fit
+        assert prior_scorer(est, X[300:]) == before == est.score(X[300:])
+
+
 def test_gaussianity_and_uniformity_scorers(fitted, digits):
     X, _ = digits
     Zg = fitted["gaussian"].transform(X)
@@ -136,6 +147,19 @@ def test_scorers_take_the_latents_of_any_transformer_or_pipeline(digits):
     assert prior_scorer(nested, X, y) == -knn_kl_divergence(Zn)
     scaled = make_pipeline(StandardScaler(), LogisticRegression(max_iter=50)).fit(X, y)
     assert gaussianity_scorer(scaled, X) == -knn_kl_divergence(scaled[0].transform(X))
+
+
+@pytest.mark.parametrize(
+    "scorer",
+    [prior_scorer, gaussianity_scorer, uniformity_scorer]
+    + [make_latent_scorer(name) for name in sorted(LATENT_METRICS)],
+    ids=repr,
+)
+def test_latent_scorers_refuse_complex_latents(digits, scorer):
+    X, _ = digits
+    complex_latents = FunctionTransformer(lambda A: A[:, :2] + 1j * A[:, 2:4])
+    with pytest.raises(ValueError, match="complex"):
+        scorer(complex_latents.fit(X), X)
 
 
 def test_scorers_need_latents(digits):
@@ -267,6 +291,11 @@ def _within_two_points_best_matching(cv_results):
     return int(np.flatnonzero(ok)[np.argmax(match[ok])])
 
 
+# Five-epoch fits at the smallest noise level find no information (negative MI
+# estimate); the search over the trade-off is what this test checks.
+@pytest.mark.filterwarnings(
+    "ignore:the final MI estimate is negative:sklearn.exceptions.ConvergenceWarning"
+)
 def test_grid_search_trades_accuracy_for_matching():
     X, y = load_digits(return_X_y=True)
     X, y = X[:600], y[:600]  # small: every fit is a handful of steps
@@ -315,3 +344,64 @@ def test_grid_search_trades_accuracy_for_matching():
     assert _within_two_points_best_matching(recomputed) == best
     assert search.best_estimator_[1].noise_level == levels[best]
     assert np.isfinite(prior_scorer(search.best_estimator_, X))
+
+
+# ----------------------------------------------------------------- joint match
+def test_joint_match_scorer_is_minus_the_worst_ratio(fitted, digits):
+    X, _ = digits
+    for prior in ("gaussian", "uniform"):
+        est = fitted[prior]
+        res = joint_match(est.transform(X), prior)
+        assert joint_match_scorer(est, X) == -res.worst_ratio
+        assert make_latent_scorer("sliced_ratio")(est, X) == -res.sliced_ratio
+        assert make_latent_scorer("radial_ratio")(est, X) == -res.radial_ratio
+    assert repr(joint_match_scorer) == "joint_match_scorer"
+    est = fitted["gaussian"]
+    assert pickle.loads(pickle.dumps(joint_match_scorer))(est, X) == (
+        joint_match_scorer(est, X)
+    )
+    # Latents of another transformer are judged against N(0, I).
+    pca = PCA(3, whiten=True, random_state=0).fit(X)
+    assert joint_match_scorer(pca, X) == -joint_match(pca.transform(X)).worst_ratio
+
+
+def test_joint_match_scorer_prefers_jointly_gaussian_latents():
+    rng = np.random.default_rng(0)
+    gaussian = rng.standard_normal((2000, 4))
+    x = rng.standard_normal((2000, 2))
+    sign = rng.choice([-1.0, 1.0], size=(2000, 2))
+    dependent = np.column_stack([x, sign * x])  # N(0, 1) columns, not joint
+    identity = FunctionTransformer()
+    good = joint_match_scorer(identity.fit(gaussian), gaussian)
+    bad = joint_match_scorer(identity.fit(dependent), dependent)
+    assert good > -1.5 and bad < 2 * good
+    sliced = make_latent_scorer("sliced_ratio")
+    assert sliced(identity, gaussian) > sliced(identity, dependent)
+
+
+def test_joint_match_scorer_in_grid_search_with_a_pipeline(digits):
+    X, y = digits
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("infomax", _small()),
+            ("clf", LogisticRegression(max_iter=200)),
+        ]
+    )
+    cv = StratifiedKFold(n_splits=2, shuffle=True, random_state=0)
+    search = GridSearchCV(
+        pipe,
+        {"infomax__noise_level": [0.3, 1.0]},
+        scoring={"accuracy": "accuracy", "joint": joint_match_scorer},
+        refit="joint",
+        cv=cv,
+    ).fit(X, y)
+    res = search.cv_results_
+    assert np.all(res["mean_test_joint"] < 0)
+    assert search.best_index_ == int(np.argmax(res["mean_test_joint"]))
+    train, test = next(cv.split(X, y))
+    again = clone(pipe).set_params(infomax__noise_level=0.3).fit(X[train], y[train])
+    Z = again[:2].transform(X[test])
+    assert res["split0_test_joint"][0] == pytest.approx(
+        -joint_match(Z).worst_ratio, rel=1e-9
+    )
