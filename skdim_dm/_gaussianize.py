@@ -606,13 +606,6 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.validation_fraction = validation_fraction
         self.random_state = random_state
 
-    def _check_params(self):
-        # A bool is an Integral to sklearn's constraints: True would mean 1.
-        for name in ("n_layers", "n_quantiles"):
-            value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"{name} must be an int or 'auto', got {value!r}")
-
     def _prepare(self, Y):
         """Whitening fitted on ``Y``: ``(mean, white, dewhite, active)``."""
         d = Y.shape[1]
@@ -668,7 +661,6 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             ``1e-300``) that their whitening or their maps cannot be represented
             in float64 (with ``whiten=True`` any normal float works).
         """
-        self._check_params()
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         Y = X.astype(np.float64)
         # Seed 0 draws the rotations (as before "auto" existed), seed 1 the
@@ -806,7 +798,6 @@ def gaussianizer_from_state(params: dict, arrays: dict) -> Gaussianizer:
     come from an untrusted file): ``ValueError`` when anything is inconsistent."""
     g = Gaussianizer(**params)
     g._validate_params()
-    g._check_params()
     try:
         mean, white, dewhite = (
             arrays["mean"],
