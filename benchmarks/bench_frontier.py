@@ -340,6 +340,10 @@ METHODS = {
     "pca-rbig": lambda task, d, seed: make_pipeline(
         PCA(d, whiten=True, random_state=seed), Gaussianizer(10, random_state=seed)
     ),
+    # The Gaussianizer's default: the layer count chosen on held-out rows.
+    "pca-rbig-auto": lambda task, d, seed: make_pipeline(
+        PCA(d, whiten=True, random_state=seed), Gaussianizer(random_state=seed)
+    ),
     "rbig-qt": lambda task, d, seed: make_pipeline(
         PCA(d, whiten=True, random_state=seed), QuantileRBIG(10, random_state=seed)
     ),
@@ -367,6 +371,7 @@ DEFAULT_METHODS = (
     "ours-neighbors",
     "pca-whiten",
     "pca-rbig",
+    "pca-rbig-auto",
     "rbig-qt",
     "umap-rbig",
 )

@@ -29,6 +29,7 @@ METHODS = [
     "ours-neighbors",
     "pca-whiten",
     "pca-rbig",
+    "pca-rbig-auto",  # the Gaussianizer's "auto" default
     "rbig-qt",
 ]
 JOINT = ["sliced_ratio", "sliced_max_ratio", "radial_ratio", "cov_ratio"]
