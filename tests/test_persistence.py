@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -314,3 +315,35 @@ def test_load_refuses_compressed_weights_before_inflating(
     monkeypatch.setattr(torch, "load", never)
     with pytest.raises(ModelFileError, match="entry .* is compressed"):
         NoiseInjectedInfoMax.load(path)
+
+
+# ------------------------------------- files written by an earlier version
+SAVED = Path(__file__).parent / "data" / "saved_models"
+
+
+def _saved_table(frame: bool):
+    """The data of ``tests/data/saved_models/make_saved_models.py``."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((160, 6)) @ rng.standard_normal((6, 6))
+    if not frame:
+        return X
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["auto_sliced_gaussianize", "partial_fit_separable", "uniform_early_stopping"],
+)
+def test_models_saved_by_an_earlier_version_load_and_transform_alike(name):
+    # Written at 329cca4; float64 transforms agree to rounding across CPU kernels.
+    est = NoiseInjectedInfoMax.load(SAVED / name)
+    X = _saved_table(frame=name == "partial_fit_separable")
+    with np.load(SAVED / "latents.npz") as latents:
+        expected = latents[name]
+    np.testing.assert_allclose(est.transform(X[:24]), expected, rtol=1e-12, atol=1e-12)
+    if name == "partial_fit_separable":
+        # Adam's state came back too: the model keeps training where it stopped.
+        assert est._adam_steps > 0 and hasattr(est, "critic_")
+        est.partial_fit(X[:64])
+        assert est.n_steps_ == est._adam_steps
