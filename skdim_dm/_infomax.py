@@ -23,7 +23,6 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ._augment import VIEWS, Views, make_views
-from ._base import get_base
 from ._data import (
     RowSource,
     RowSubset,
@@ -35,10 +34,12 @@ from ._data import (
     update_moments,
 )
 from ._distributed import Shard, resolve_shard
+from ._fitted import FITTED as _FITTED
 from ._gaussianize import Gaussianizer
 from ._heap import keep_heap
 from ._metrics import joint_match, prior_match_score
 from ._networks import CRITICS, Networks, build_networks, conv_input_shape
+from ._networks import network_params as network_params_of
 from ._persistence import (
     blobs_to_modules,
     load_estimator,
@@ -46,6 +47,7 @@ from ._persistence import (
     save_estimator,
 )
 from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
+from ._settings import resolve_settings
 from ._training import TrainConfig, final_mi, optimizer_arrays, train
 from ._validation import (
     FitSeeds,
@@ -86,33 +88,6 @@ AUTO_ONE_THREAD_WIDTH = 512
 #: Rows per chunk in ``transform``.
 TRANSFORM_CHUNK = 16384
 
-_FITTED = (
-    "encoder_",
-    "critic_",
-    "n_features_in_",
-    "feature_names_in_",
-    "n_iter_",
-    "n_steps_",
-    "history_",
-    "mutual_info_",
-    "capacity_",
-    "kl_upper_bound_",
-    "noise_level_",
-    "prior_",
-    "gaussianizer_",
-    "settings_",
-    "joint_match_",
-    "mean_",
-    "scale_",
-    "_n_features_out",
-    "_cache",
-    "n_samples_seen_",
-    "_input_moments",
-    "_structure",
-    "_adam_moments",
-    "_adam_steps",
-    "_adam_index",
-)
 #: Parameters that ``partial_fit`` may change between calls (the others are fixed
 #: by the first call, as the networks and the standardization are).
 PARTIAL_FIT_MUTABLE = (
@@ -260,66 +235,6 @@ def _global_rng_for_user_modules(encoder, device, seed):
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         yield
-
-
-#: What the ``"auto"`` settings resolve to with a Gaussian-based prior and more
-#: than ``JOINT_MAX_COMPONENTS`` components: whitened latents, the sliced bound,
-#: neighbor views and the joint-matching term, on a fixed step budget with a cosine
-#: schedule. Measured in ``benchmarks/RESULTS.md``, "Defaults".
-AUTO_SLICED = {
-    "objective": "sliced",
-    "whiten": True,
-    "augmentation": "neighbors",
-    "match_weight": 30.0,
-    "batch_size": 256,
-    "max_steps": 600,
-    "learning_rate_schedule": "cosine",
-}
-#: What they resolve to otherwise (a uniform prior, or up to two components): the
-#: paper's configuration, which the defaults were before 0.2.
-AUTO_JOINT = {
-    "objective": "joint",
-    "whiten": False,
-    "augmentation": "gaussian",
-    "match_weight": 0.0,
-    "batch_size": 512,
-    "max_steps": None,
-    "learning_rate_schedule": "constant",
-}
-#: Up to this many components ``"auto"`` keeps the joint (paper's) objective.
-JOINT_MAX_COMPONENTS = 2
-
-
-def resolve_settings(params: dict, gaussian: bool, partial: bool = False) -> dict:
-    """The effective training settings: each ``"auto"`` parameter replaced by the
-    value of the configuration that suits ``n_components`` and the prior.
-
-    The choice is made on ``objective``: ``"auto"`` picks the sliced objective
-    for a Gaussian-based prior with more than ``JOINT_MAX_COMPONENTS`` components,
-    the joint one otherwise; every other ``"auto"`` takes that configuration's
-    value (an explicit ``objective`` picks the configuration of that objective:
-    ``AUTO_SLICED`` or ``AUTO_JOINT``). ``partial_fit`` has no horizon, so there
-    ``"auto"`` means no step budget and a constant learning rate.
-    """
-    objective = params["objective"]
-    if objective == "auto":
-        many = params["n_components"] > JOINT_MAX_COMPONENTS
-        objective = "sliced" if gaussian and many else "joint"
-    table = AUTO_SLICED if objective == "sliced" and gaussian else AUTO_JOINT
-    settings = {"objective": objective}
-    for name, auto in table.items():
-        if name == "objective":
-            continue
-        value = params[name]
-        settings[name] = auto if isinstance(value, str) and value == "auto" else value
-    if partial:
-        if params["max_steps"] == "auto":
-            settings["max_steps"] = None
-        if params["learning_rate_schedule"] == "auto":
-            settings["learning_rate_schedule"] = "constant"
-    settings["whiten"] = bool(settings["whiten"])
-    settings["match_weight"] = float(settings["match_weight"])
-    return settings
 
 
 @dataclass
@@ -1062,8 +977,12 @@ default="gaussian"
         self._check_batch(batch, X.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
-        network_params = self._network_params(
-            self.n_features_in_, self.prior_.base.name, self.noise_level_
+        network_params = network_params_of(
+            self.get_params(deep=False),
+            settings,
+            self.n_features_in_,
+            self.prior_.base.name,
+            self.noise_level_,
         )
         adam = None
         if hasattr(self, "_adam_moments"):
@@ -1231,7 +1150,9 @@ default="gaussian"
                 CapacityWarning,
                 stacklevel=5,
             )
-        network_params = self._network_params(n_features, base.name, noise_level)
+        network_params = network_params_of(
+            self.get_params(deep=False), settings, n_features, base.name, noise_level
+        )
         overrides = None
         if partial:
             overrides = dict(max_epochs=1, max_steps=None, early_stopping=False)
@@ -1284,25 +1205,6 @@ default="gaussian"
         shard.check_same("parameters", params)
         digest = (tuple(X.shape), float(np.sum(mean)), float(np.sum(scale)))
         shard.check_same("data (shape, sum of means, sum of scales)", digest)
-
-    def _network_params(self, n_features, base_name, noise_level) -> dict:
-        """The keyword arguments of :func:`build_networks` (all but the seed)."""
-        gaussian = get_base(base_name).gaussian
-        settings = resolve_settings(self.get_params(deep=False), gaussian)
-        return {
-            "n_features": n_features,
-            "n_components": self.n_components,
-            "base": base_name,
-            "noise_level": noise_level,
-            "encoder": self.encoder,
-            "hidden_layer_sizes": tuple(int(h) for h in self.hidden_layer_sizes),
-            "input_shape": None
-            if self.input_shape is None
-            else tuple(int(s) for s in self.input_shape),
-            "critic": self.critic,
-            "objective": settings["objective"],
-            "whiten": settings["whiten"],
-        }
 
     def _fit_views(self, plan: _FitPlan) -> Views:
         """The standardized training (and validation) rows on the training device,

@@ -7,8 +7,8 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
 from skdim_dm import MatchWarning, NoiseInjectedInfoMax
-from skdim_dm._infomax import AUTO_JOINT, AUTO_SLICED, resolve_settings
 from skdim_dm._objective import epps_pulley
+from skdim_dm._settings import AUTO_JOINT, AUTO_SLICED, resolve_settings
 
 
 def _params(**kw):
