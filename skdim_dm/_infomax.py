@@ -40,6 +40,7 @@ from ._heap import keep_heap
 from ._metrics import joint_match, prior_match_score
 from ._networks import CRITICS, Networks, build_networks, conv_input_shape
 from ._networks import network_params as network_params_of
+from ._objective import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
 from ._persistence import (
     blobs_to_modules,
     load_estimator,
@@ -61,9 +62,6 @@ from ._validation import (
 
 __all__ = ["NoiseInjectedInfoMax", "CapacityWarning"]
 
-#: Range of ``noise_level``: beyond it the channel's capacity and the analytic
-#: critic's ``1/noise^2`` scale leave float32 (and 1 - p^2 rounds to 0 or 1).
-MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 1e-6, 1e6
 #: Largest ``learning_rate``: Adam's step is about the learning rate itself, and
 #: torch refuses rates that overflow float32.
 MAX_LEARNING_RATE = 10.0

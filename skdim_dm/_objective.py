@@ -36,7 +36,13 @@ __all__ = [
     "sliced_gaussian_infonce",
     "sliced_student_infonce",
     "epps_pulley",
+    "MIN_NOISE_LEVEL",
+    "MAX_NOISE_LEVEL",
 ]
+
+#: Range of ``noise_level``: beyond it the channel's capacity and the analytic
+#: critic's ``1/noise^2`` scale leave float32 (and 1 - p^2 rounds to 0 or 1).
+MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 1e-6, 1e6
 
 
 def _positive(value: float, name: str) -> float:

@@ -49,6 +49,7 @@ from torch import nn
 from ._fitted import ADAM, NOT_SAVED, OPTIONAL, REQUIRED
 from ._gaussianize import Gaussianizer, gaussianizer_from_state, gaussianizer_state
 from ._networks import Networks, build_networks, network_params
+from ._objective import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
 from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
 from ._settings import AUTO_SLICED, resolve_settings
 from ._validation import import_lazy_torch_modules
@@ -495,8 +496,6 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
     stores: a known name, the right type, shape and range, and consistent with
     the parameters and the other attributes. A problem is a ModelFileError, so
     a tampered file fails here rather than later in ``transform``."""
-    from ._infomax import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
-
     names = set(fitted)
     unknown = sorted(names - set(REQUIRED) - set(OPTIONAL) - set(_SKLEARN))
     if unknown:
@@ -534,7 +533,10 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
         raise bad("history_", "not one dict of numbers per epoch (n_iter_)")
     noise = fitted["noise_level_"]
     if not (_is_real(noise) and MIN_NOISE_LEVEL <= noise <= MAX_NOISE_LEVEL):
-        raise bad("noise_level_", f"{noise!r} is outside [1e-6, 1e6]")
+        raise bad(
+            "noise_level_",
+            f"{noise!r} is outside [{MIN_NOISE_LEVEL:g}, {MAX_NOISE_LEVEL:g}]",
+        )
     capacity = fitted["capacity_"]
     if not (_is_real(capacity) and 0 < capacity < math.inf):
         raise bad("capacity_", f"{capacity!r}")
