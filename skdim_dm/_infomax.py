@@ -22,8 +22,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from ._augment import VIEWS, Views, make_views
-from ._data import (
+from ._core.channels import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
+from ._core.distributed import Shard, resolve_shard
+from ._core.heap import keep_heap
+from ._core.networks import CRITICS, Networks, build_networks, conv_input_shape
+from ._core.networks import network_params as network_params_of
+from ._core.sources import (
     RowSource,
     RowSubset,
     StreamedRows,
@@ -33,14 +37,11 @@ from ._data import (
     moments,
     update_moments,
 )
-from ._distributed import Shard, resolve_shard
+from ._core.training import TrainConfig, final_mi, optimizer_arrays, train
+from ._core.views import VIEWS, Views, make_views
 from ._fitted import FITTED as _FITTED
 from ._gaussianize import Gaussianizer
-from ._heap import keep_heap
 from ._metrics import joint_match, prior_match_score
-from ._networks import CRITICS, Networks, build_networks, conv_input_shape
-from ._networks import network_params as network_params_of
-from ._objective import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
 from ._persistence import (
     blobs_to_modules,
     load_estimator,
@@ -49,7 +50,6 @@ from ._persistence import (
 )
 from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
 from ._settings import resolve_settings
-from ._training import TrainConfig, final_mi, optimizer_arrays, train
 from ._validation import (
     FitSeeds,
     Interval,

@@ -38,7 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import UNIFORM_CLIP, get_base  # noqa: F401  (UNIFORM_CLIP re-exported)
+from ._core.bases import UNIFORM_CLIP, get_base  # noqa: F401  (UNIFORM_CLIP re-exported)
 from ._infomax import CapacityWarning, NoiseInjectedInfoMax
 from ._priors import resolve_prior
 from ._validation import HasMethods, Interval, StrOptions, _fit_context, derive_seeds

@@ -46,10 +46,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._core.channels import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
+from ._core.networks import Networks, build_networks, network_params
 from ._fitted import ADAM, NOT_SAVED, OPTIONAL, REQUIRED
 from ._gaussianize import Gaussianizer, gaussianizer_from_state, gaussianizer_state
-from ._networks import Networks, build_networks, network_params
-from ._objective import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
 from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
 from ._settings import AUTO_SLICED, resolve_settings
 from ._validation import import_lazy_torch_modules

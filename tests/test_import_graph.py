@@ -121,3 +121,35 @@ def test_no_module_imports_itself_through_others():
     assert len(edges) > 20, "the graph missed the package's modules"
     cycle = find_cycle(edges)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def _reachable(edges: dict, start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for dep in edges[todo.pop()]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+CORE = f"{PACKAGE.name}._core"
+
+
+def test_the_core_never_imports_scikit_learn():
+    edges, external = import_graph()
+    core = sorted(m for m in edges if m == CORE or m.startswith(CORE + "."))
+    assert len(core) >= 8, core
+    for module in core:
+        via = [
+            m for m in {module} | _reachable(edges, module) if "sklearn" in external[m]
+        ]
+        assert not via, f"{module} imports scikit-learn through {sorted(via)}"
+
+
+def test_the_core_imports_nothing_of_the_package_outside_it():
+    edges, _ = import_graph()
+    for module, deps in edges.items():
+        if module.startswith(CORE):
+            outside = sorted(d for d in deps if not d.startswith(CORE))
+            assert not outside, f"{module} imports {outside}"

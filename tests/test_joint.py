@@ -11,9 +11,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from skdim_dm import NoiseInjectedInfoMax
-from skdim_dm._base import get_base
-from skdim_dm._networks import AnalyticCritic, SlicedCritic, StudentCritic
-from skdim_dm._objective import WhiteningNormalization
+from skdim_dm._core.bases import get_base
+from skdim_dm._core.channels import WhiteningNormalization
+from skdim_dm._core.networks import AnalyticCritic, SlicedCritic, StudentCritic
 
 FAST = dict(hidden_layer_sizes=(32,), device="cpu", random_state=0)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skdim_dm import capacity_to_noise_level, noise_level_to_capacity
-from skdim_dm._objective import GaussianChannel, UniformChannel, infonce
+from skdim_dm._core.channels import GaussianChannel, UniformChannel, infonce
 
 priors = st.sampled_from(["gaussian", "uniform"])
 dims = st.integers(1, 64)
@@ -126,8 +126,8 @@ def test_adaptive_ratio_is_the_linear_gaussian_channel():
 def test_fused_sliced_bound_equals_infonce_over_the_kernel_scores(kernel, scale):
     """Value and gradient of the fused bound are those of ``infonce`` over the
     kernel's (slices, N, N) scores, which autograd differentiates."""
-    from skdim_dm._networks import AnalyticCritic, StudentCritic
-    from skdim_dm._objective import sliced_gaussian_infonce, sliced_student_infonce
+    from skdim_dm._core.channels import sliced_gaussian_infonce, sliced_student_infonce
+    from skdim_dm._core.networks import AnalyticCritic, StudentCritic
 
     gen = torch.Generator().manual_seed(3)
     y = torch.randn(3, 9, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -149,7 +149,7 @@ def test_fused_sliced_bound_equals_infonce_over_the_kernel_scores(kernel, scale)
 
 @pytest.mark.parametrize("kernel", ["gaussian", "student"])
 def test_sliced_critic_bound_takes_the_fused_route_with_the_same_value(kernel):
-    from skdim_dm._networks import AnalyticCritic, SlicedCritic, StudentCritic
+    from skdim_dm._core.networks import AnalyticCritic, SlicedCritic, StudentCritic
 
     kind = AnalyticCritic if kernel == "gaussian" else StudentCritic
     critic = SlicedCritic(5, GaussianChannel(0.8), kind)
@@ -161,7 +161,7 @@ def test_sliced_critic_bound_takes_the_fused_route_with_the_same_value(kernel):
 
 
 def test_epps_pulley_is_near_zero_for_normal_data_and_grows_with_departure():
-    from skdim_dm._objective import epps_pulley
+    from skdim_dm._core.channels import epps_pulley
 
     gen = torch.Generator().manual_seed(0)
     normal = torch.randn(4096, 4, generator=gen, dtype=torch.float64)

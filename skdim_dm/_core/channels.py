@@ -12,7 +12,7 @@ a normalized latent ``e`` with independent noise at mixing weight ``p``:
 
 Both have capacity ``-log p`` nats per component. Which channel and which
 normalization belong to which target is decided once, by the base objects of
-:mod:`skdim_dm._base`.
+:mod:`skdim_dm._core.bases`.
 """
 
 from __future__ import annotations

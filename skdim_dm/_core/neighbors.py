@@ -1,9 +1,9 @@
 """The neighbor search of neighbor views: one PCA and one kNN search.
 
 Pure torch. Rows come as a tensor on the training device or as
-:class:`~skdim_dm._data.StreamedRows` (read from a memory map or a Dataset on
+:class:`~skdim_dm._core.sources.StreamedRows` (read from a memory map or a Dataset on
 demand); both are read in row chunks, so the two give the same projection bit for
-bit. With a data-parallel :class:`~skdim_dm._distributed.Shard` each process takes
+bit. With a data-parallel :class:`~skdim_dm._core.distributed.Shard` each process takes
 its share of the rows (or queries), the sums are added across processes and the
 results gathered, so every process ends with all of them.
 """
@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._data import CHUNK_ELEMENTS, StreamedRows, release_heap
+from .sources import CHUNK_ELEMENTS, StreamedRows, release_heap
 
 __all__ = [
     "NEIGHBOR_DIMS",

@@ -14,7 +14,7 @@ chunk by chunk or a batch of rows at a time, and never converted as a whole:
   device;
 * the neighbor search of ``augmentation="neighbors"`` projects row chunks on the
   principal axes and searches blocks of the projection
-  (:mod:`skdim_dm._neighbors`).
+  (:mod:`skdim_dm._core.neighbors`).
 
 Pages of a memory map that were read count in the process's resident memory
 until the kernel reclaims them, so :class:`MemmapSource` reads the file with
@@ -22,7 +22,7 @@ until the kernel reclaims them, so :class:`MemmapSource` reads the file with
 cannot, drops the map's pages (``madvise MADV_DONTNEED``) as it goes.
 
 Pure numpy and torch; the data-parallel helpers take an optional
-:class:`~skdim_dm._distributed.Shard`.
+:class:`~skdim_dm._core.distributed.Shard`.
 """
 
 from __future__ import annotations

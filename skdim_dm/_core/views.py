@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._neighbors import nearest_neighbors, principal_projection
+from .neighbors import nearest_neighbors, principal_projection
 
 __all__ = [
     "GaussianView",
@@ -119,7 +119,7 @@ class NeighborViews(Views):
     """The second view from one of the sample's ``n_neighbors`` nearest training rows.
 
     Neighbors are found once, at :meth:`fit`: Euclidean distance on the top
-    ``NEIGHBOR_DIMS`` (:mod:`skdim_dm._neighbors`) principal components of the
+    ``NEIGHBOR_DIMS`` (:mod:`skdim_dm._core.neighbors`) principal components of the
     training rows. A neighbor is
     drawn afresh for each row at each step; validation rows get one fixed partner
     among their training-set neighbors. Both views go through the input channel.

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._augment import Views
-from ._distributed import Shard
-from ._networks import Critic
-from ._objective import Channel, epps_pulley
+from .channels import Channel, epps_pulley
+from .distributed import Shard
+from .networks import Critic
+from .views import Views
 
 __all__ = [
     "TrainConfig",
@@ -208,7 +208,7 @@ def train(
     draws the batches (and what one process draws after the encoder); each rank
     makes the views of its share of each batch with a generator of its own (from
     ``local_seed`` and the rank), and the gradients are summed over ranks before
-    each step (see :mod:`skdim_dm._distributed`).
+    each step (see :mod:`skdim_dm._core.distributed`).
 
     Raises ``FloatingPointError`` when the loss becomes non-finite. A
     ``KeyboardInterrupt`` ends training early and is reported in the result.

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ._base import Base, get_base
-from ._objective import (
+from .bases import Base, get_base
+from .channels import (
     Channel,
     GaussianChannel,
     Normalization,
@@ -344,7 +344,7 @@ class SlicedCritic(Critic):
 
     def bound(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         # The exact Gaussian and Student kernels have a fused bound of the same
-        # value and gradient (see _objective); other kernels go through scores.
+        # value and gradient (see channels); other kernels go through scores.
         kind = type(self.kernel)
         gaussian = isinstance(getattr(self.kernel, "channel", None), GaussianChannel)
         if not gaussian or kind not in (AnalyticCritic, StudentCritic):
