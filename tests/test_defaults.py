@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
 from skdim_dm import MatchWarning, NoiseInjectedInfoMax
-from skdim_dm._core.channels import epps_pulley
+from skdim_dm._core.bounds import epps_pulley
 from skdim_dm._settings import AUTO_JOINT, AUTO_SLICED, resolve_settings
 
 

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skdim_dm import capacity_to_noise_level, noise_level_to_capacity
-from skdim_dm._core.channels import GaussianChannel, UniformChannel, infonce
+from skdim_dm._core.bounds import infonce
+from skdim_dm._core.channels import GaussianChannel, UniformChannel
 
 priors = st.sampled_from(["gaussian", "uniform"])
 dims = st.integers(1, 64)
@@ -126,7 +127,7 @@ def test_adaptive_ratio_is_the_linear_gaussian_channel():
 def test_fused_sliced_bound_equals_infonce_over_the_kernel_scores(kernel, scale):
     """Value and gradient of the fused bound are those of ``infonce`` over the
     kernel's (slices, N, N) scores, which autograd differentiates."""
-    from skdim_dm._core.channels import sliced_gaussian_infonce, sliced_student_infonce
+    from skdim_dm._core.bounds import sliced_gaussian_infonce, sliced_student_infonce
     from skdim_dm._core.networks import AnalyticCritic, StudentCritic
 
     gen = torch.Generator().manual_seed(3)
@@ -161,7 +162,7 @@ def test_sliced_critic_bound_takes_the_fused_route_with_the_same_value(kernel):
 
 
 def test_epps_pulley_is_near_zero_for_normal_data_and_grows_with_departure():
-    from skdim_dm._core.channels import epps_pulley
+    from skdim_dm._core.bounds import epps_pulley
 
     gen = torch.Generator().manual_seed(0)
     normal = torch.randn(4096, 4, generator=gen, dtype=torch.float64)

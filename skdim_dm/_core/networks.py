@@ -18,14 +18,8 @@ import torch
 from torch import nn
 
 from .bases import Base, get_base
-from .channels import (
-    Channel,
-    GaussianChannel,
-    Normalization,
-    infonce,
-    sliced_gaussian_infonce,
-    sliced_student_infonce,
-)
+from .bounds import infonce, sliced_gaussian_infonce, sliced_student_infonce
+from .channels import Channel, GaussianChannel, Normalization
 
 __all__ = [
     "mlp",
@@ -344,7 +338,7 @@ class SlicedCritic(Critic):
 
     def bound(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         # The exact Gaussian and Student kernels have a fused bound of the same
-        # value and gradient (see channels); other kernels go through scores.
+        # value and gradient (see bounds); other kernels go through scores.
         kind = type(self.kernel)
         gaussian = isinstance(getattr(self.kernel, "channel", None), GaussianChannel)
         if not gaussian or kind not in (AnalyticCritic, StudentCritic):

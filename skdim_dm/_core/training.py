@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .channels import Channel, epps_pulley
+from .bounds import epps_pulley
+from .channels import Channel
 from .distributed import Shard
 from .networks import Critic
 from .views import Views
