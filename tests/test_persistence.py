@@ -1,7 +1,9 @@
 """save/load: JSON parameters, tensor-only weights, refusal of unsafe files."""
 
 import json
+import os
 import pickle
+import threading
 from pathlib import Path
 
 import joblib
@@ -347,3 +349,114 @@ def test_models_saved_by_an_earlier_version_load_and_transform_alike(name):
         assert est._adam_steps > 0 and hasattr(est, "critic_")
         est.partial_fit(X[:64])
         assert est.n_steps_ == est._adam_steps
+
+
+# ------------------------------------------------ tampered and odd files
+def _tamper(path, edit):
+    cfg = json.loads((path / "config.json").read_text())
+    edit(cfg)
+    (path / "config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["params"].update(hidden_layer_sizes={"__tuple__": [-16]}),
+        lambda c: c["params"].update(n_components=-2),
+        lambda c: c["params"].update(
+            prior={
+                "__prior__": {
+                    "kind": "scipy",
+                    "dist": {"name": "beta", "kwds": {"zz": 1.0}},
+                }
+            }
+        ),
+        lambda c: c["params"].update(
+            prior={
+                "__prior__": {
+                    "kind": "scipy",
+                    "dist": {"name": "beta", "args": [-1.0, 2.0]},
+                }
+            }
+        ),
+        lambda c: c["fitted"].update(n_features_in_="64"),
+        lambda c: c["fitted"].update(noise_level_=-1.0),
+        lambda c: c["params"].update(critic="nonsense"),
+    ],
+    ids=[
+        "negative width",
+        "negative d",
+        "bad scipy keyword",
+        "invalid scipy args",
+        "string n_features",
+        "negative noise",
+        "unknown critic",
+    ],
+)
+def test_load_tampered_config_values_raise_model_file_error(tmp_path, fitted, edit):
+    path = fitted.save(tmp_path / "m")
+    _tamper(path, edit)
+    with pytest.raises(ModelFileError):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_load_deeply_nested_json_and_non_regular_files(tmp_path, fitted):
+    path = fitted.save(tmp_path / "m")
+    (path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelFileError):
+        NoiseInjectedInfoMax.load(path)
+    (path / "config.json").unlink()
+    (path / "config.json").mkdir()
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        NoiseInjectedInfoMax.load(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
+def test_load_refuses_a_fifo_instead_of_blocking(tmp_path, fitted):
+    path = fitted.save(tmp_path / "m")
+    (path / "config.json").unlink()
+    os.mkfifo(path / "config.json")
+    outcome = []
+
+    def load():
+        try:
+            NoiseInjectedInfoMax.load(path)
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(exc)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(timeout=20)
+    if t.is_alive():  # unblock the reader so the test process can finish
+        with open(path / "config.json", "w"):
+            pass
+        pytest.fail("load blocked on a FIFO")
+    assert isinstance(outcome[0], ModelFileError)
+
+
+def test_load_checks_shapes_before_allocating(tmp_path, fitted):
+    # A 1 kB config asking for huge layers, beside the small weights file: the
+    # shapes must be refused before any layer is allocated (an MLP of
+    # 64 -> 60000 -> 60000 -> 2 would take 14 GB).
+    path = fitted.save(tmp_path / "m")
+    _tamper(
+        path,
+        lambda c: c["params"].update(hidden_layer_sizes={"__tuple__": [60000, 60000]}),
+    )
+    with pytest.raises(ModelFileError, match="do not fit the architecture"):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_load_refuses_non_finite_weights(tmp_path, fitted):
+    path = fitted.save(tmp_path / "m")
+    weights = torch.load(path / "weights.pt", weights_only=True)
+    key = next(k for k in weights if k.startswith("module/encoder_/") and "weight" in k)
+    weights[key][0, 0] = float("nan")
+    torch.save(weights, path / "weights.pt")
+    with pytest.raises(ModelFileError, match="non-finite"):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_save_docstring_warns_that_pickles_run_code():
+    doc = " ".join(NoiseInjectedInfoMax.save.__doc__.split())
+    assert "runs code" in doc

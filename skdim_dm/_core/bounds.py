@@ -45,7 +45,7 @@ def infonce(scores: torch.Tensor) -> torch.Tensor:
 # backward. Here the forward pass builds the matrix once, exponentiates it in place
 # and keeps it; the backward pass needs only row and column sums of it, taken as
 # batched vector-matrix products. Same value and gradient as ``infonce`` over the
-# kernel's scores (tests/test_objective.py checks both against autograd).
+# kernel's scores (tests/test_bounds.py checks both against autograd).
 #
 # Layout: ``B[s, j, i]`` is the score of noisy ``y_i`` against clean ``e_j``; the
 # bound takes, for each ``j``, a log-sum-exp over ``i`` (the last, contiguous axis).

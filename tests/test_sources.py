@@ -1,4 +1,5 @@
-"""Inputs larger than memory (np.memmap, torch Dataset) and partial_fit."""
+"""Inputs larger than memory (np.memmap, torch Dataset) read as row sources
+(``skdim_dm._core.sources``), and partial_fit over chunks."""
 
 from __future__ import annotations
 
