@@ -505,10 +505,14 @@ _SETTINGS = (
     "whiten",
     "augmentation",
     "match_weight",
+    "radial_weight",
     "batch_size",
     "max_steps",
     "learning_rate_schedule",
 )
+#: Keys added to ``settings_`` since it was introduced: files saved before
+#: lack them (0.2.0.dev0 before ``radial_weight``).
+_SETTINGS_ADDED = ("radial_weight",)
 _SKLEARN = ("_sklearn_output_config",)
 
 
@@ -629,7 +633,7 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
     settings = fitted.get("settings_")
     if settings is not None and not (
         isinstance(settings, dict)
-        and set(settings) == set(_SETTINGS)
+        and set(_SETTINGS) - set(_SETTINGS_ADDED) <= set(settings) <= set(_SETTINGS)
         and all(
             isinstance(v, (str, int, float, bool, type(None)))
             for v in settings.values()

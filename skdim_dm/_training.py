@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ._augment import Views
 from ._distributed import Shard
 from ._networks import Critic
-from ._objective import Channel, epps_pulley
+from ._objective import Channel, epps_pulley, radial_normal_score
 
 __all__ = [
     "TrainConfig",
@@ -61,6 +61,9 @@ class TrainConfig:
     #: one-dimensional projections of the clean latents, times n_components)
     #: subtracted from the bound; 0 turns it off.
     match_weight: float = 0.0
+    #: Weight of the radial matching term (:func:`radial_penalty`); 0 turns it
+    #: off.
+    radial_weight: float = 0.0
 
 
 @dataclass
@@ -113,6 +116,15 @@ def match_penalty(e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     q, r = torch.linalg.qr(z)
     q = (q * torch.sign(torch.diagonal(r)))[:, : min(d, MATCH_DIRECTIONS)]
     return d * epps_pulley(e @ q)
+
+
+def radial_penalty(e: torch.Tensor) -> torch.Tensor:
+    """``n_components`` times the Epps-Pulley distance to N(0, 1) of the normal
+    score of ``||e||^2`` against ``chi2(n_components)``
+    (:func:`radial_normal_score`). The projections of :func:`match_penalty` see
+    the radial law only weakly: a scale mixture of Gaussians has nearly Gaussian
+    projections and a far too wide (or narrow) law of the norm."""
+    return e.shape[1] * epps_pulley(radial_normal_score(e))
 
 
 @torch.no_grad()
@@ -249,6 +261,7 @@ def train(
             order = torch.randperm(n, generator=generator, device=X.device)
             total = torch.zeros((), device=X.device)
             match_total = torch.zeros((), device=X.device)
+            radial_total = torch.zeros((), device=X.device)
             steps = min(n_batches, total_steps - result.n_steps)
             for k in range(steps):
                 if cosine:
@@ -279,6 +292,10 @@ def train(
                     penalty = match_penalty(e, generator)
                     loss = loss + config.match_weight * penalty
                     match_total += penalty.detach()
+                if config.radial_weight > 0:
+                    penalty = radial_penalty(e)
+                    loss = loss + config.radial_weight * penalty
+                    radial_total += penalty.detach()
                 if check_each_step and not torch.isfinite(loss):
                     break  # reported below, before a poisoned step is taken
                 optimizer.zero_grad(set_to_none=True)
@@ -306,6 +323,10 @@ def train(
                 match_epoch = float(match_total) / steps
                 logs["match"] = match_epoch
                 logs["loss"] = -mi_epoch + config.match_weight * match_epoch
+            if config.radial_weight > 0:
+                radial_epoch = float(radial_total) / steps
+                logs["radial"] = radial_epoch
+                logs["loss"] += config.radial_weight * radial_epoch
             if val_sources is not None:
                 val_generator.manual_seed(val_seed)
                 val_extra = ()
