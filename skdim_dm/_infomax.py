@@ -130,6 +130,7 @@ PARTIAL_FIT_MUTABLE = (
     "verbose",
     "callbacks",
     "distributed",
+    "max_time",
     # ignored by partial_fit
     "max_steps",
     "max_epochs",
@@ -568,6 +569,16 @@ default="gaussian"
     max_epochs : int, default=100
         Maximum passes over the training data.
 
+    max_time : float > 0 or None, default=None
+        Wall-clock budget of the training loop in seconds: training stops at the
+        first step that ends past it (``None``: no budget). The cosine schedule
+        then anneals by whichever is further along, the steps or the time, so a
+        budget shorter than the step count still ends at a small step size. The
+        number of steps taken depends on the machine's speed, so a fit that hits
+        its budget is not reproducible step for step; ``n_steps_`` says how many
+        it took. In a data-parallel fit the budget is checked at the end of each
+        epoch, on all ranks together, and the schedule follows the steps only.
+
     learning_rate : float, default=1e-3
         Adam step size for the encoder and critic.
 
@@ -786,6 +797,7 @@ default="gaussian"
         "learning_rate": [Interval(Real, 0, MAX_LEARNING_RATE, closed="right")],
         "learning_rate_schedule": [StrOptions({"auto", "constant", "cosine"})],
         "early_stopping": ["boolean"],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -823,6 +835,7 @@ default="gaussian"
         batch_size="auto",
         max_steps="auto",
         max_epochs=100,
+        max_time=None,
         learning_rate=1e-3,
         learning_rate_schedule="auto",
         early_stopping=False,
@@ -855,6 +868,7 @@ default="gaussian"
         self.batch_size = batch_size
         self.max_steps = max_steps
         self.max_epochs = max_epochs
+        self.max_time = max_time
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.early_stopping = early_stopping
@@ -1352,6 +1366,7 @@ default="gaussian"
             batch_size=plan.batch_size,
             max_epochs=self.max_epochs,
             max_steps=plan.settings["max_steps"],
+            max_time=None if self.max_time is None else float(self.max_time),
             learning_rate=self.learning_rate,
             learning_rate_schedule=plan.settings["learning_rate_schedule"],
             match_weight=plan.settings["match_weight"],

@@ -50,6 +50,11 @@ class TrainConfig:
     #: When set, train exactly this many steps (max_epochs is then ignored).
     max_steps: int | None = None
     early_stopping: bool = False
+    #: Wall-clock budget of the loop in seconds (None: none). One process
+    #: checks it after every step and anneals a cosine schedule by the larger of
+    #: the step and time fractions; a data-parallel fit checks it at epoch ends
+    #: (all ranks agree) and anneals by steps only, so that ranks stay equal.
+    max_time: float | None = None
     n_iter_no_change: int = 10
     tol: float = 1e-3
     verbose: bool = False
@@ -252,6 +257,13 @@ def train(
         attached = shard.attach(encoder)
         local_gen = shard.generator(local_seed, X.device)
 
+    deadline = None
+    if config.max_time is not None:
+        deadline = time.perf_counter() + config.max_time
+    # One process reads the clock per step; ranks would each read their own.
+    clock = deadline is not None and shard is None
+    out_of_time = False
+
     bar = tqdm(range(max_epochs), disable=not config.verbose, desc="fit", unit="epoch")
     try:
         for epoch in bar:
@@ -263,9 +275,13 @@ def train(
             match_total = torch.zeros((), device=X.device)
             radial_total = torch.zeros((), device=X.device)
             steps = min(n_batches, total_steps - result.n_steps)
+            taken = 0
             for k in range(steps):
                 if cosine:
                     done = (epoch * n_batches + k) / total_steps
+                    if clock:
+                        left = (deadline - time.perf_counter()) / config.max_time
+                        done = min(max(done, 1.0 - left), 1.0)
                     lr = 0.5 * config.learning_rate * (1.0 + math.cos(math.pi * done))
                     for group in optimizer.param_groups:
                         group["lr"] = lr
@@ -304,7 +320,12 @@ def train(
                     shard.reduce_gradients(encoder, critic)
                 optimizer.step()
                 result.n_steps += 1
+                taken += 1
                 total += mi.detach()
+                if clock and time.perf_counter() >= deadline:
+                    out_of_time = True
+                    break
+            steps = max(taken, 1)
             mi_epoch = float(total) / steps
             if not (math.isfinite(mi_epoch) and math.isfinite(float(loss.detach()))):
                 raise FloatingPointError(
@@ -371,6 +392,14 @@ def train(
                 stops = [shard.any(any(stops))]  # a stop on one rank stops all
             if any(stops):
                 result.stopped_by = "callback"
+                break
+            if deadline is not None and shard is not None:
+                out_of_time = shard.any(time.perf_counter() >= deadline)
+            if out_of_time:
+                result.stopped_by = "max_time"
+                logger.info(
+                    "fit stopped at its max_time after %d steps", result.n_steps
+                )
                 break
     except KeyboardInterrupt:
         result.interrupted = True

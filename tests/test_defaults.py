@@ -57,7 +57,10 @@ def test_fit_stores_the_resolved_settings_and_logs_the_matching_term(digits):
     assert est.settings_ == {**AUTO_SLICED, "max_steps": 20}
     assert all("match" in entry and "radial" in entry for entry in est.history_)
     off = NoiseInjectedInfoMax(
-        n_components=4, max_steps=20, match_weight=0.0, radial_weight=0.0,
+        n_components=4,
+        max_steps=20,
+        match_weight=0.0,
+        radial_weight=0.0,
         random_state=0,
     ).fit(digits)
     assert not any("match" in entry or "radial" in entry for entry in off.history_)
