@@ -91,6 +91,7 @@ TRANSFORM_CHUNK = 16384
 PARTIAL_FIT_MUTABLE = (
     "augmentation",
     "match_weight",
+    "radial_weight",
     "n_neighbors",
     "input_noise",
     "batch_size",
@@ -102,6 +103,7 @@ PARTIAL_FIT_MUTABLE = (
     "verbose",
     "callbacks",
     "distributed",
+    "max_time",
     # ignored by partial_fit
     "max_steps",
     "max_epochs",
@@ -405,6 +407,18 @@ default="gaussian"
         weights match more closely and keep less (``benchmarks/RESULTS.md``,
         "Defaults"). Logged per epoch as ``history_[i]["match"]``.
 
+    radial_weight : float >= 0 or "auto", default="auto"
+        Weight of a radial matching term added to the loss: the Epps-Pulley
+        distance to ``N(0, 1)`` of the Wilson-Hilferty normal score of
+        ``||z||^2`` against ``chi2(n_components)`` for the clean latents of each
+        batch, times ``n_components``. Random projections see the law of the
+        norm only weakly (a scale mixture of Gaussians has nearly Gaussian
+        projections), and without this term the held-out ``||z||^2`` fails its
+        chi-square test. ``0`` turns it off; ``"auto"``:
+        ``AUTO_SLICED["radial_weight"]`` with the sliced objective and a
+        Gaussian-based prior, 0 otherwise. Logged per epoch as
+        ``history_[i]["radial"]``.
+
     gaussianize : int, default=0
         Gaussian prior: after training, fit a :class:`Gaussianizer` with this
         many layers on the training latents and apply it in ``transform``
@@ -464,6 +478,16 @@ default="gaussian"
 
     max_epochs : int, default=100
         Maximum passes over the training data.
+
+    max_time : float > 0 or None, default=None
+        Wall-clock budget of the training loop in seconds: training stops at the
+        first step that ends past it (``None``: no budget). The cosine schedule
+        then anneals by whichever is further along, the steps or the time, so a
+        budget shorter than the step count still ends at a small step size. The
+        number of steps taken depends on the machine's speed, so a fit that hits
+        its budget is not reproducible step for step; ``n_steps_`` says how many
+        it took. In a data-parallel fit the budget is checked at the end of each
+        epoch, on all ranks together, and the schedule follows the steps only.
 
     learning_rate : float, default=1e-3
         Adam step size for the encoder and critic.
@@ -591,7 +615,8 @@ default="gaussian"
 
     settings_ : dict
         The effective ``objective``, ``whiten``, ``augmentation``,
-        ``match_weight``, ``max_steps`` and ``learning_rate_schedule``, with
+        ``match_weight``, ``radial_weight``, ``max_steps`` and
+        ``learning_rate_schedule``, with
         every ``"auto"`` resolved (see Notes).
 
     mean_, scale_ : ndarray of shape (n_features_in_,)
@@ -620,6 +645,7 @@ default="gaussian"
     ``whiten``                  True                 False
     ``augmentation``            ``"neighbors"``      ``"gaussian"``
     ``match_weight``            30                   0
+    ``radial_weight``           7.5                  0
     ``batch_size``              256                  512
     ``max_steps``               600                  None (``max_epochs``)
     ``learning_rate_schedule``  ``"cosine"``         ``"constant"``
@@ -662,6 +688,7 @@ default="gaussian"
         "objective": [StrOptions({"auto", "joint", "sliced"})],
         "whiten": ["boolean", StrOptions({"auto"})],
         "match_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "radial_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "gaussianize": [Interval(Integral, 0, None, closed="left")],
         "augmentation": [StrOptions({"auto", *VIEWS}), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -680,6 +707,7 @@ default="gaussian"
         "learning_rate": [Interval(Real, 0, MAX_LEARNING_RATE, closed="right")],
         "learning_rate_schedule": [StrOptions({"auto", "constant", "cosine"})],
         "early_stopping": ["boolean"],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -708,6 +736,7 @@ default="gaussian"
         objective="auto",
         whiten="auto",
         match_weight="auto",
+        radial_weight="auto",
         gaussianize=0,
         augmentation="auto",
         n_neighbors=10,
@@ -716,6 +745,7 @@ default="gaussian"
         batch_size="auto",
         max_steps="auto",
         max_epochs=100,
+        max_time=None,
         learning_rate=1e-3,
         learning_rate_schedule="auto",
         early_stopping=False,
@@ -739,6 +769,7 @@ default="gaussian"
         self.objective = objective
         self.whiten = whiten
         self.match_weight = match_weight
+        self.radial_weight = radial_weight
         self.gaussianize = gaussianize
         self.augmentation = augmentation
         self.n_neighbors = n_neighbors
@@ -747,6 +778,7 @@ default="gaussian"
         self.batch_size = batch_size
         self.max_steps = max_steps
         self.max_epochs = max_epochs
+        self.max_time = max_time
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.early_stopping = early_stopping
@@ -1073,8 +1105,9 @@ default="gaussian"
                 + " (1.0 is an exact sample; "
                 + ", ".join(f"{report[f'{v}_ratio_q95']:.2f}" for v in far)
                 + " its 95% quantile). The defaults (objective='auto') match "
-                "jointly above two components; raise match_weight to match more "
-                "closely, or set gaussianize=10 (see joint_match_).",
+                "jointly above two components; raise match_weight (the sliced "
+                "view) or radial_weight (the radial view) to match more closely, "
+                "or set gaussianize=10 (see joint_match_).",
                 MatchWarning,
                 stacklevel=5,
             )
@@ -1230,9 +1263,11 @@ default="gaussian"
             batch_size=plan.batch_size,
             max_epochs=self.max_epochs,
             max_steps=plan.settings["max_steps"],
+            max_time=None if self.max_time is None else float(self.max_time),
             learning_rate=self.learning_rate,
             learning_rate_schedule=plan.settings["learning_rate_schedule"],
             match_weight=plan.settings["match_weight"],
+            radial_weight=plan.settings["radial_weight"],
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,

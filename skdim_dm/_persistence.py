@@ -51,7 +51,7 @@ from ._core.networks import Networks, build_networks, network_params
 from ._fitted import ADAM, NOT_SAVED, OPTIONAL, REQUIRED
 from ._gaussianize import Gaussianizer, gaussianizer_from_state, gaussianizer_state
 from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
-from ._settings import AUTO_SLICED, resolve_settings
+from ._settings import AUTO_SLICED, SETTINGS_ADDED, resolve_settings
 from ._validation import import_lazy_torch_modules
 from ._version import __version__
 
@@ -592,7 +592,7 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
     settings = fitted.get("settings_")
     if settings is not None and not (
         isinstance(settings, dict)
-        and set(settings) == set(AUTO_SLICED)
+        and set(AUTO_SLICED) - set(SETTINGS_ADDED) <= set(settings) <= set(AUTO_SLICED)
         and all(
             isinstance(v, (str, int, float, bool, type(None)))
             for v in settings.values()

@@ -6,7 +6,13 @@ rebuild the networks a saved model was fitted with), so neither imports the othe
 
 from __future__ import annotations
 
-__all__ = ["AUTO_SLICED", "AUTO_JOINT", "JOINT_MAX_COMPONENTS", "resolve_settings"]
+__all__ = [
+    "AUTO_SLICED",
+    "AUTO_JOINT",
+    "JOINT_MAX_COMPONENTS",
+    "SETTINGS_ADDED",
+    "resolve_settings",
+]
 
 
 #: What the ``"auto"`` settings resolve to with a Gaussian-based prior and more
@@ -18,6 +24,7 @@ AUTO_SLICED = {
     "whiten": True,
     "augmentation": "neighbors",
     "match_weight": 30.0,
+    "radial_weight": 7.5,
     "batch_size": 256,
     "max_steps": 600,
     "learning_rate_schedule": "cosine",
@@ -29,10 +36,15 @@ AUTO_JOINT = {
     "whiten": False,
     "augmentation": "gaussian",
     "match_weight": 0.0,
+    "radial_weight": 0.0,
     "batch_size": 512,
     "max_steps": None,
     "learning_rate_schedule": "constant",
 }
+#: Keys of the tables (and of a fitted ``settings_``) added after ``settings_``
+#: was introduced: models saved before lack them (0.2.0.dev0 before
+#: ``radial_weight``).
+SETTINGS_ADDED = ("radial_weight",)
 #: Up to this many components ``"auto"`` keeps the joint (paper's) objective.
 JOINT_MAX_COMPONENTS = 2
 
@@ -66,4 +78,5 @@ def resolve_settings(params: dict, gaussian: bool, partial: bool = False) -> dic
             settings["learning_rate_schedule"] = "constant"
     settings["whiten"] = bool(settings["whiten"])
     settings["match_weight"] = float(settings["match_weight"])
+    settings["radial_weight"] = float(settings["radial_weight"])
     return settings

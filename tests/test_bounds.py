@@ -78,3 +78,34 @@ def test_epps_pulley_is_near_zero_for_normal_data_and_grows_with_departure():
     assert exact < 1e-3
     assert float(epps_pulley(bimodal)) > 20 * exact
     assert float(epps_pulley(1.5 * normal)) > 20 * exact
+
+
+def test_radial_normal_score_is_standard_normal_for_gaussian_rows():
+    from scipy import stats
+
+    from skdim_dm._core.bounds import radial_normal_score
+
+    gen = torch.Generator().manual_seed(0)
+    for d in (3, 8, 64):
+        z = torch.randn(20000, d, generator=gen, dtype=torch.float64)
+        u = radial_normal_score(z).squeeze(1).numpy()
+        assert stats.kstest(u, "norm").statistic < 0.015, d
+
+
+def test_radial_penalty_sees_a_scale_mixture_that_projections_hardly_see():
+    from skdim_dm._core.bounds import epps_pulley
+    from skdim_dm._core.training import radial_penalty
+
+    gen = torch.Generator().manual_seed(0)
+    normal = torch.randn(4096, 8, generator=gen, dtype=torch.float64)
+    # Each row scaled by 0.7 or 1.25: a unit-variance scale mixture whose
+    # one-dimensional projections are only mildly heavy-tailed.
+    scale = torch.where(torch.rand(4096, 1, generator=gen) < 0.5, 0.7, 1.25)
+    mixture = normal * scale / (scale**2).mean().sqrt()
+    exact = float(radial_penalty(normal))
+    assert exact < 0.01
+    assert float(radial_penalty(mixture)) > 20 * exact
+    # The slices' statistic moves far less than the radial one.
+    ratio_radial = float(radial_penalty(mixture)) / exact
+    ratio_slices = float(epps_pulley(mixture)) / float(epps_pulley(normal))
+    assert ratio_radial > 5 * ratio_slices

@@ -283,6 +283,54 @@ def test_callback_stops_training(digits):
     assert est.n_iter_ == 2 and [e for e, _ in seen] == [1, 2]
 
 
+class _Clock:
+    """A stand-in for the time module whose clock advances one second per read,
+    so that a time budget ends a fit at a step that does not depend on the
+    machine's speed."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_max_time_stops_training_and_anneals_the_schedule_to_the_budget(
+    digits, monkeypatch
+):
+    import skdim_dm._core.training as training
+
+    X, _ = digits
+    params = dict(
+        n_components=2,
+        hidden_layer_sizes=(16,),
+        max_steps=500,
+        batch_size=64,
+        learning_rate_schedule="cosine",
+        random_state=0,
+    )
+    monkeypatch.setattr(training, "time", _Clock())
+    est = NoiseInjectedInfoMax(max_time=30.0, **params).fit(X[:640])
+    # Every step reads the clock twice (schedule, budget): about 15 steps.
+    assert 5 <= est.n_steps_ < 40
+    # The schedule followed the budget: the last rate is near 0, while by the
+    # step count alone it would still be near the start.
+    assert est.history_[-1]["learning_rate"] < 0.1 * est.learning_rate
+    # Without a budget the same fit runs its steps.
+    monkeypatch.setattr(training, "time", _Clock())
+    assert NoiseInjectedInfoMax(**params, max_time=None).fit(X[:640]).n_steps_ == 500
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, "10", float("nan")])
+def test_max_time_must_be_a_positive_number(digits, bad):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(max_time=bad, **FAST)
+    with pytest.raises(ValueError, match="max_time"):
+        est.fit(X[:100])
+    assert not hasattr(est, "encoder_")
+
+
 def test_early_stopping_uses_validation_mi(digits):
     X, _ = digits
     est = NoiseInjectedInfoMax(

@@ -460,3 +460,22 @@ def test_load_refuses_non_finite_weights(tmp_path, fitted):
 def test_save_docstring_warns_that_pickles_run_code():
     doc = " ".join(NoiseInjectedInfoMax.save.__doc__.split())
     assert "runs code" in doc
+
+
+def test_a_model_saved_before_radial_weight_existed_loads(tmp_path, digits):
+    est = NoiseInjectedInfoMax(n_components=3, max_steps=5, random_state=0)
+    est.fit(digits)
+    path = est.save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    # What a 0.2.0.dev0 file written before the radial term holds.
+    del config["params"]["radial_weight"]
+    del config["fitted"]["settings_"]["radial_weight"]
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = NoiseInjectedInfoMax.load(path)
+    np.testing.assert_array_equal(loaded.transform(digits), est.transform(digits))
+    assert "radial_weight" not in loaded.settings_
+    # An unknown settings key is still refused.
+    config["fitted"]["settings_"]["surprise"] = 1.0
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="settings_"):
+        NoiseInjectedInfoMax.load(path)

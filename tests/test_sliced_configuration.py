@@ -75,6 +75,7 @@ def test_sliced_objective_measures_beyond_log_batch(X):
         objective="sliced",
         augmentation="gaussian",
         match_weight=0.0,
+        radial_weight=0.0,
         learning_rate_schedule="constant",
         **params,
     ).fit(X)

@@ -19,6 +19,7 @@ __all__ = [
     "sliced_gaussian_infonce",
     "sliced_student_infonce",
     "epps_pulley",
+    "radial_normal_score",
 ]
 
 
@@ -181,3 +182,16 @@ def epps_pulley(projections: torch.Tensor) -> torch.Tensor:
     integrand = ((real - gauss) ** 2 + imag**2) * gauss
     # Twice the integral over [0, limit] (the integrand is even in t).
     return 2.0 * torch.trapezoid(integrand, t, dim=-1).mean()
+
+
+def radial_normal_score(latents: torch.Tensor) -> torch.Tensor:
+    """The Wilson-Hilferty normal score of ``||z||^2`` against ``chi2(d)``, shape
+    ``(N, 1)``: ``((||z||^2 / d)^(1/3) - (1 - 2/(9d))) / sqrt(2/(9d))``, about
+    N(0, 1) when the rows of ``latents`` (N, d) are N(0, I) (Wilson and
+    Hilferty 1931; its Kolmogorov error is below 0.01 from d = 3 and shrinks
+    as 1/d). A closed form with bounded gradients away from 0, so the radial
+    law can be matched by the same one-dimensional statistic as the slices."""
+    d = latents.shape[1]
+    mean, var = 1.0 - 2.0 / (9.0 * d), 2.0 / (9.0 * d)
+    r2 = (latents * latents).sum(1) / d
+    return ((r2.clamp_min(1e-12) ** (1.0 / 3.0) - mean) / math.sqrt(var)).unsqueeze(1)
