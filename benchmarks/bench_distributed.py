@@ -68,7 +68,7 @@ def fit_worker(args) -> None:
 
     torch.set_num_threads(1)
     if args.no_comm:  # a control: the same work per process, no collectives
-        import skdim_dm._distributed as dist
+        import skdim_dm._core.distributed as dist
 
         dist.Shard.reduce_gradients = lambda self, encoder, critic: None
         dist.Shard.gather = lambda self, x, n: torch.cat([x] * self.world_size)[:n]
@@ -124,8 +124,8 @@ def bench_batchnorm(args) -> dict:
     import torch
     import torch.distributed as dist
 
-    from skdim_dm._distributed import Shard
-    from skdim_dm._networks import ConvNet
+    from skdim_dm._core.distributed import Shard
+    from skdim_dm._core.networks import ConvNet
 
     torch.set_num_threads(1)
     os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")

@@ -211,11 +211,21 @@ def has_match_weight() -> bool:
 
 
 def ours_no_match(task: Task, d: int, seed: int):
-    """The defaults without the joint-matching term (``match_weight=0``), where the
-    installed estimator has it: what the term adds."""
+    """The defaults without the matching terms (``match_weight=0``, and
+    ``radial_weight=0`` where the installed estimator has it): what they add."""
     if not has_match_weight():
         raise ValueError("ours-default-nomatch needs a version with match_weight")
-    return defaults(task, d, seed, match_weight=0.0)
+    off = {"match_weight": 0.0}
+    if "radial_weight" in NoiseInjectedInfoMax().get_params():
+        off["radial_weight"] = 0.0
+    return defaults(task, d, seed, **off)
+
+
+def ours_no_radial(task: Task, d: int, seed: int):
+    """The defaults without the radial matching term (``radial_weight=0``)."""
+    if "radial_weight" not in NoiseInjectedInfoMax().get_params():
+        raise ValueError("ours-default-noradial needs a version with radial_weight")
+    return defaults(task, d, seed, radial_weight=0.0)
 
 
 def ours_images(task: Task, d: int, seed: int, **extra):
@@ -304,6 +314,7 @@ METHODS = {
     "ours-paper": ours_paper,
     # Only where the installed estimator has match_weight (see REQUIRES).
     "ours-default-nomatch": ours_no_match,
+    "ours-default-noradial": ours_no_radial,
     # Neighbor views with MLP 256x3 and a cosine schedule (the earlier README image
     # recipe: 140 epochs on MNIST, 100 elsewhere).
     "ours-neighbors": lambda task, d, seed: infomax(
@@ -363,6 +374,10 @@ METHODS = {
 REQUIRES = {
     "ours-paper": (lambda: accepts(objective="joint"), "objective='joint'"),
     "ours-default-nomatch": (has_match_weight, "the match_weight parameter"),
+    "ours-default-noradial": (
+        lambda: accepts(radial_weight=0.0),
+        "the radial_weight parameter",
+    ),
 }
 #: Run when ``--methods`` is not given: every task gets every one of them.
 DEFAULT_METHODS = (

@@ -18,13 +18,13 @@ import time
 
 import torch
 
-from skdim_dm._networks import AnalyticCritic, StudentCritic
-from skdim_dm._objective import (
-    GaussianChannel,
+from skdim_dm._core.bounds import (
     infonce,
     sliced_gaussian_infonce,
     sliced_student_infonce,
 )
+from skdim_dm._core.channels import GaussianChannel
+from skdim_dm._core.networks import AnalyticCritic, StudentCritic
 
 
 def _time(fn, inner=5):

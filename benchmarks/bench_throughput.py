@@ -45,8 +45,8 @@ import skdim_dm
 from skdim_dm import NoiseInjectedInfoMax, capacity_to_noise_level
 
 # Private helpers, used only to time each critic in isolation (no patching).
-from skdim_dm._base import get_base
-from skdim_dm._networks import CRITICS
+from skdim_dm._core.bases import get_base
+from skdim_dm._core.networks import CRITICS
 
 BATCH = 512
 D = 2

@@ -407,6 +407,7 @@ def readme_recipes():
         augmentation="neighbors",
         critic="student",
         match_weight=0.0,
+        radial_weight=0.0,
         batch_size=512,
         learning_rate_schedule="cosine",
         max_steps=1000,

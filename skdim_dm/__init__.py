@@ -8,10 +8,10 @@ of latents against their prior: :mod:`skdim_dm.plotting` (needs matplotlib, impo
 only when drawing). The command line is ``python -m skdim_dm``.
 """
 
-from ._base import capacity_to_noise_level, noise_level_to_capacity
+from ._core.bases import capacity_to_noise_level, noise_level_to_capacity
+from ._core.networks import build_networks
 from ._gaussianize import Gaussianizer
 from ._infomax import CapacityWarning, MatchWarning, NoiseInjectedInfoMax
-from ._networks import build_networks
 from ._outliers import LatentOutlierDetector, benjamini_hochberg, outlier_embedder
 from ._persistence import ModelFileError
 from ._priors import FlowPrior, Prior

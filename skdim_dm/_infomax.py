@@ -22,9 +22,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from ._augment import VIEWS, Views, make_views
-from ._base import get_base
-from ._data import (
+from ._core.channels import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
+from ._core.distributed import Shard, resolve_shard
+from ._core.heap import keep_heap
+from ._core.networks import CRITICS, Networks, build_networks, conv_input_shape
+from ._core.networks import network_params as network_params_of
+from ._core.sources import (
     RowSource,
     RowSubset,
     StreamedRows,
@@ -34,11 +37,11 @@ from ._data import (
     moments,
     update_moments,
 )
-from ._distributed import Shard, resolve_shard
+from ._core.training import TrainConfig, final_mi, optimizer_arrays, train
+from ._core.views import VIEWS, Views, make_views
+from ._fitted import FITTED as _FITTED
 from ._gaussianize import Gaussianizer
-from ._heap import keep_heap
 from ._metrics import joint_match, prior_match_score
-from ._networks import CRITICS, Networks, build_networks, conv_input_shape
 from ._persistence import (
     blobs_to_modules,
     load_estimator,
@@ -46,7 +49,7 @@ from ._persistence import (
     save_estimator,
 )
 from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
-from ._training import TrainConfig, final_mi, optimizer_arrays, train
+from ._settings import resolve_settings
 from ._validation import (
     FitSeeds,
     Interval,
@@ -59,9 +62,6 @@ from ._validation import (
 
 __all__ = ["NoiseInjectedInfoMax", "CapacityWarning"]
 
-#: Range of ``noise_level``: beyond it the channel's capacity and the analytic
-#: critic's ``1/noise^2`` scale leave float32 (and 1 - p^2 rounds to 0 or 1).
-MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 1e-6, 1e6
 #: Largest ``learning_rate``: Adam's step is about the learning rate itself, and
 #: torch refuses rates that overflow float32.
 MAX_LEARNING_RATE = 10.0
@@ -86,38 +86,12 @@ AUTO_ONE_THREAD_WIDTH = 512
 #: Rows per chunk in ``transform``.
 TRANSFORM_CHUNK = 16384
 
-_FITTED = (
-    "encoder_",
-    "critic_",
-    "n_features_in_",
-    "feature_names_in_",
-    "n_iter_",
-    "n_steps_",
-    "history_",
-    "mutual_info_",
-    "capacity_",
-    "kl_upper_bound_",
-    "noise_level_",
-    "prior_",
-    "gaussianizer_",
-    "settings_",
-    "joint_match_",
-    "mean_",
-    "scale_",
-    "_n_features_out",
-    "_cache",
-    "n_samples_seen_",
-    "_input_moments",
-    "_structure",
-    "_adam_moments",
-    "_adam_steps",
-    "_adam_index",
-)
 #: Parameters that ``partial_fit`` may change between calls (the others are fixed
 #: by the first call, as the networks and the standardization are).
 PARTIAL_FIT_MUTABLE = (
     "augmentation",
     "match_weight",
+    "radial_weight",
     "n_neighbors",
     "input_noise",
     "batch_size",
@@ -129,6 +103,7 @@ PARTIAL_FIT_MUTABLE = (
     "verbose",
     "callbacks",
     "distributed",
+    "max_time",
     # ignored by partial_fit
     "max_steps",
     "max_epochs",
@@ -260,66 +235,6 @@ def _global_rng_for_user_modules(encoder, device, seed):
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         yield
-
-
-#: What the ``"auto"`` settings resolve to with a Gaussian-based prior and more
-#: than ``JOINT_MAX_COMPONENTS`` components: whitened latents, the sliced bound,
-#: neighbor views and the joint-matching term, on a fixed step budget with a cosine
-#: schedule. Measured in ``benchmarks/RESULTS.md``, "Defaults".
-AUTO_SLICED = {
-    "objective": "sliced",
-    "whiten": True,
-    "augmentation": "neighbors",
-    "match_weight": 30.0,
-    "batch_size": 256,
-    "max_steps": 600,
-    "learning_rate_schedule": "cosine",
-}
-#: What they resolve to otherwise (a uniform prior, or up to two components): the
-#: paper's configuration, which the defaults were before 0.2.
-AUTO_JOINT = {
-    "objective": "joint",
-    "whiten": False,
-    "augmentation": "gaussian",
-    "match_weight": 0.0,
-    "batch_size": 512,
-    "max_steps": None,
-    "learning_rate_schedule": "constant",
-}
-#: Up to this many components ``"auto"`` keeps the joint (paper's) objective.
-JOINT_MAX_COMPONENTS = 2
-
-
-def resolve_settings(params: dict, gaussian: bool, partial: bool = False) -> dict:
-    """The effective training settings: each ``"auto"`` parameter replaced by the
-    value of the configuration that suits ``n_components`` and the prior.
-
-    The choice is made on ``objective``: ``"auto"`` picks the sliced objective
-    for a Gaussian-based prior with more than ``JOINT_MAX_COMPONENTS`` components,
-    the joint one otherwise; every other ``"auto"`` takes that configuration's
-    value (an explicit ``objective`` picks the configuration of that objective:
-    ``AUTO_SLICED`` or ``AUTO_JOINT``). ``partial_fit`` has no horizon, so there
-    ``"auto"`` means no step budget and a constant learning rate.
-    """
-    objective = params["objective"]
-    if objective == "auto":
-        many = params["n_components"] > JOINT_MAX_COMPONENTS
-        objective = "sliced" if gaussian and many else "joint"
-    table = AUTO_SLICED if objective == "sliced" and gaussian else AUTO_JOINT
-    settings = {"objective": objective}
-    for name, auto in table.items():
-        if name == "objective":
-            continue
-        value = params[name]
-        settings[name] = auto if isinstance(value, str) and value == "auto" else value
-    if partial:
-        if params["max_steps"] == "auto":
-            settings["max_steps"] = None
-        if params["learning_rate_schedule"] == "auto":
-            settings["learning_rate_schedule"] = "constant"
-    settings["whiten"] = bool(settings["whiten"])
-    settings["match_weight"] = float(settings["match_weight"])
-    return settings
 
 
 @dataclass
@@ -492,6 +407,18 @@ default="gaussian"
         weights match more closely and keep less (``benchmarks/RESULTS.md``,
         "Defaults"). Logged per epoch as ``history_[i]["match"]``.
 
+    radial_weight : float >= 0 or "auto", default="auto"
+        Weight of a radial matching term added to the loss: the Epps-Pulley
+        distance to ``N(0, 1)`` of the Wilson-Hilferty normal score of
+        ``||z||^2`` against ``chi2(n_components)`` for the clean latents of each
+        batch, times ``n_components``. Random projections see the law of the
+        norm only weakly (a scale mixture of Gaussians has nearly Gaussian
+        projections), and without this term the held-out ``||z||^2`` fails its
+        chi-square test. ``0`` turns it off; ``"auto"``:
+        ``AUTO_SLICED["radial_weight"]`` with the sliced objective and a
+        Gaussian-based prior, 0 otherwise. Logged per epoch as
+        ``history_[i]["radial"]``.
+
     gaussianize : int, default=0
         Gaussian prior: after training, fit a :class:`Gaussianizer` with this
         many layers on the training latents and apply it in ``transform``
@@ -551,6 +478,16 @@ default="gaussian"
 
     max_epochs : int, default=100
         Maximum passes over the training data.
+
+    max_time : float > 0 or None, default=None
+        Wall-clock budget of the training loop in seconds: training stops at the
+        first step that ends past it (``None``: no budget). The cosine schedule
+        then anneals by whichever is further along, the steps or the time, so a
+        budget shorter than the step count still ends at a small step size. The
+        number of steps taken depends on the machine's speed, so a fit that hits
+        its budget is not reproducible step for step; ``n_steps_`` says how many
+        it took. In a data-parallel fit the budget is checked at the end of each
+        epoch, on all ranks together, and the schedule follows the steps only.
 
     learning_rate : float, default=1e-3
         Adam step size for the encoder and critic.
@@ -678,7 +615,8 @@ default="gaussian"
 
     settings_ : dict
         The effective ``objective``, ``whiten``, ``augmentation``,
-        ``match_weight``, ``max_steps`` and ``learning_rate_schedule``, with
+        ``match_weight``, ``radial_weight``, ``max_steps`` and
+        ``learning_rate_schedule``, with
         every ``"auto"`` resolved (see Notes).
 
     mean_, scale_ : ndarray of shape (n_features_in_,)
@@ -707,6 +645,7 @@ default="gaussian"
     ``whiten``                  True                 False
     ``augmentation``            ``"neighbors"``      ``"gaussian"``
     ``match_weight``            30                   0
+    ``radial_weight``           7.5                  0
     ``batch_size``              256                  512
     ``max_steps``               600                  None (``max_epochs``)
     ``learning_rate_schedule``  ``"cosine"``         ``"constant"``
@@ -749,6 +688,7 @@ default="gaussian"
         "objective": [StrOptions({"auto", "joint", "sliced"})],
         "whiten": ["boolean", StrOptions({"auto"})],
         "match_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "radial_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "gaussianize": [Interval(Integral, 0, None, closed="left")],
         "augmentation": [StrOptions({"auto", *VIEWS}), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -767,6 +707,7 @@ default="gaussian"
         "learning_rate": [Interval(Real, 0, MAX_LEARNING_RATE, closed="right")],
         "learning_rate_schedule": [StrOptions({"auto", "constant", "cosine"})],
         "early_stopping": ["boolean"],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -795,6 +736,7 @@ default="gaussian"
         objective="auto",
         whiten="auto",
         match_weight="auto",
+        radial_weight="auto",
         gaussianize=0,
         augmentation="auto",
         n_neighbors=10,
@@ -803,6 +745,7 @@ default="gaussian"
         batch_size="auto",
         max_steps="auto",
         max_epochs=100,
+        max_time=None,
         learning_rate=1e-3,
         learning_rate_schedule="auto",
         early_stopping=False,
@@ -826,6 +769,7 @@ default="gaussian"
         self.objective = objective
         self.whiten = whiten
         self.match_weight = match_weight
+        self.radial_weight = radial_weight
         self.gaussianize = gaussianize
         self.augmentation = augmentation
         self.n_neighbors = n_neighbors
@@ -834,6 +778,7 @@ default="gaussian"
         self.batch_size = batch_size
         self.max_steps = max_steps
         self.max_epochs = max_epochs
+        self.max_time = max_time
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.early_stopping = early_stopping
@@ -1062,8 +1007,12 @@ default="gaussian"
         self._check_batch(batch, X.shape[0])
         if shard is not None:
             self._check_shards(shard, X, mean, scale, batch)
-        network_params = self._network_params(
-            self.n_features_in_, self.prior_.base.name, self.noise_level_
+        network_params = network_params_of(
+            self.get_params(deep=False),
+            settings,
+            self.n_features_in_,
+            self.prior_.base.name,
+            self.noise_level_,
         )
         adam = None
         if hasattr(self, "_adam_moments"):
@@ -1156,8 +1105,9 @@ default="gaussian"
                 + " (1.0 is an exact sample; "
                 + ", ".join(f"{report[f'{v}_ratio_q95']:.2f}" for v in far)
                 + " its 95% quantile). The defaults (objective='auto') match "
-                "jointly above two components; raise match_weight to match more "
-                "closely, or set gaussianize=10 (see joint_match_).",
+                "jointly above two components; raise match_weight (the sliced "
+                "view) or radial_weight (the radial view) to match more closely, "
+                "or set gaussianize=10 (see joint_match_).",
                 MatchWarning,
                 stacklevel=5,
             )
@@ -1231,7 +1181,9 @@ default="gaussian"
                 CapacityWarning,
                 stacklevel=5,
             )
-        network_params = self._network_params(n_features, base.name, noise_level)
+        network_params = network_params_of(
+            self.get_params(deep=False), settings, n_features, base.name, noise_level
+        )
         overrides = None
         if partial:
             overrides = dict(max_epochs=1, max_steps=None, early_stopping=False)
@@ -1285,25 +1237,6 @@ default="gaussian"
         digest = (tuple(X.shape), float(np.sum(mean)), float(np.sum(scale)))
         shard.check_same("data (shape, sum of means, sum of scales)", digest)
 
-    def _network_params(self, n_features, base_name, noise_level) -> dict:
-        """The keyword arguments of :func:`build_networks` (all but the seed)."""
-        gaussian = get_base(base_name).gaussian
-        settings = resolve_settings(self.get_params(deep=False), gaussian)
-        return {
-            "n_features": n_features,
-            "n_components": self.n_components,
-            "base": base_name,
-            "noise_level": noise_level,
-            "encoder": self.encoder,
-            "hidden_layer_sizes": tuple(int(h) for h in self.hidden_layer_sizes),
-            "input_shape": None
-            if self.input_shape is None
-            else tuple(int(s) for s in self.input_shape),
-            "critic": self.critic,
-            "objective": settings["objective"],
-            "whiten": settings["whiten"],
-        }
-
     def _fit_views(self, plan: _FitPlan) -> Views:
         """The standardized training (and validation) rows on the training device,
         and the views fitted on them."""
@@ -1330,9 +1263,11 @@ default="gaussian"
             batch_size=plan.batch_size,
             max_epochs=self.max_epochs,
             max_steps=plan.settings["max_steps"],
+            max_time=None if self.max_time is None else float(self.max_time),
             learning_rate=self.learning_rate,
             learning_rate_schedule=plan.settings["learning_rate_schedule"],
             match_weight=plan.settings["match_weight"],
+            radial_weight=plan.settings["radial_weight"],
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,

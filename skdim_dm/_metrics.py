@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from scipy.special import digamma, gammaln, ndtr
 
-from ._base import BASES, Base, get_base
+from ._core.bases import BASES, Base, get_base
 from ._priors import resolve_prior
 
 __all__ = [

@@ -24,6 +24,7 @@ scipy and scikit-learn on the latents; the embedder does the torch work.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import warnings
 from numbers import Integral, Real
@@ -37,17 +38,21 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import UNIFORM_CLIP, get_base  # noqa: F401  (UNIFORM_CLIP re-exported)
+from ._core.bases import UNIFORM_CLIP, get_base  # noqa: F401  (UNIFORM_CLIP re-exported)
 from ._infomax import CapacityWarning, NoiseInjectedInfoMax
 from ._priors import resolve_prior
 from ._validation import HasMethods, Interval, StrOptions, _fit_context, derive_seeds
 
 __all__ = [
     "LatentOutlierDetector",
+    "LatentStatistic",
+    "STATISTICS",
     "benjamini_hochberg",
     "outlier_embedder",
     "chi2_logsf",
+    "make_statistic",
     "probit",
+    "register_statistic",
 ]
 
 #: Iterations and tolerance of the continued fraction in :func:`chi2_logsf`.
@@ -265,7 +270,10 @@ class LatentStatistic:
     ``fit(G)`` learns from training latents and returns ``self``;
     ``score(G)`` returns one non-negative value per row. ``chi2_null`` says
     whether the statistic follows ``chi2(d)`` when the latents follow
-    ``N(0, I_d)`` (needed by ``calibration="prior"``).
+    ``N(0, I_d)`` (needed by ``calibration="prior"``). A statistic is made
+    available as ``statistic=name`` by :func:`register_statistic`; its
+    constructor may take options named like the detector's parameters
+    (``KNNDistance(n_neighbors)``).
     """
 
     name = "base"
@@ -274,6 +282,10 @@ class LatentStatistic:
     #: needed, e.g. with a prefit embedder).
     needs_training = True
 
+    def check_n_train(self, n_train: int, n_samples: int) -> None:
+        """Raise ``ValueError`` before any training when the smallest training
+        part, ``n_train`` of the ``n_samples`` rows, is too small to fit on."""
+
     def fit(self, G: np.ndarray) -> LatentStatistic:
         raise NotImplementedError
 
@@ -281,6 +293,30 @@ class LatentStatistic:
         raise NotImplementedError
 
 
+#: ``statistic=`` names and their classes, in registration order.
+STATISTICS: dict[str, type[LatentStatistic]] = {}
+
+
+def register_statistic(cls: type[LatentStatistic]) -> type[LatentStatistic]:
+    """Make ``cls`` available as ``statistic=cls.name`` (a class decorator)."""
+    STATISTICS[cls.name] = cls
+    return cls
+
+
+def make_statistic(name: str, **options) -> LatentStatistic:
+    """The statistic registered as ``name``, built with the ``options`` (such as
+    ``n_neighbors``) its constructor takes."""
+    try:
+        cls = STATISTICS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown statistic {name!r}; choose from {list(STATISTICS)}"
+        ) from None
+    accepted = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in options.items() if k in accepted})
+
+
+@register_statistic
 class PriorNorm(LatentStatistic):
     """``||z||^2``: distance from the centre of the prior; ``chi2(d)`` under it."""
 
@@ -295,6 +331,7 @@ class PriorNorm(LatentStatistic):
         return np.einsum("ij,ij->i", G, G)
 
 
+@register_statistic
 class Mahalanobis(LatentStatistic):
     """Squared Mahalanobis distance from the training latents' mean.
 
@@ -315,6 +352,7 @@ class Mahalanobis(LatentStatistic):
         return np.einsum("ij,ij->i", W, W)
 
 
+@register_statistic
 class KNNDistance(LatentStatistic):
     """Mean distance to the ``n_neighbors`` nearest training latents, whitened.
 
@@ -329,6 +367,14 @@ class KNNDistance(LatentStatistic):
     def __init__(self, n_neighbors: int = 5):
         self.n_neighbors = n_neighbors
 
+    def check_n_train(self, n_train, n_samples):
+        if n_train < self.n_neighbors:
+            raise ValueError(
+                f"statistic={self.name!r} with n_neighbors={self.n_neighbors} needs "
+                f"at least {self.n_neighbors} training rows; the calibration leaves "
+                f"{n_train} of {n_samples}"
+            )
+
     def fit(self, G):
         self.location_, self.whitening_ = shrunk_whitening(G)
         self.neighbors_ = NearestNeighbors(n_neighbors=self.n_neighbors).fit(
@@ -342,14 +388,6 @@ class KNNDistance(LatentStatistic):
     def score(self, G):
         dist, _ = self.neighbors_.kneighbors(self._whiten(G))
         return dist.mean(axis=1)
-
-
-def _make_statistic(name: str, n_neighbors: int) -> LatentStatistic:
-    if name == "prior":
-        return PriorNorm()
-    if name == "mahalanobis":
-        return Mahalanobis()
-    return KNNDistance(n_neighbors)
 
 
 # ----------------------------------------------------------------- calibrations
@@ -781,7 +819,8 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         after whitening them (Ledoit-Wolf); ``"mahalanobis"``: squared
         Mahalanobis distance from the training latents' mean (plug-in
         Ledoit-Wolf mean and covariance); ``"prior"``: ``||z||^2``, the distance
-        from the prior's centre. ``"knn"`` ranked best in the benchmark.
+        from the prior's centre. ``"knn"`` ranked best in the benchmark. The
+        names are those of ``STATISTICS`` (:func:`register_statistic` adds one).
 
     calibration : {"conformal", "cross-conformal", "prior"}, default="conformal"
         How p-values are computed; see above. ``"prior"`` needs a statistic with a
@@ -932,7 +971,8 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "embedder": [HasMethods(["fit", "transform"]), None],
         "prefit": ["boolean"],
-        "statistic": [StrOptions({"knn", "mahalanobis", "prior"})],
+        # a live view of the registry: statistics registered later are accepted
+        "statistic": [StrOptions(STATISTICS.keys())],
         "calibration": [StrOptions({"conformal", "cross-conformal", "prior"})],
         "calibration_size": [
             Interval(Real, 0, 1, closed="neither"),
@@ -995,13 +1035,14 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         self : object
             Fitted detector.
         """
-        statistic = _make_statistic(self.statistic, self.n_neighbors)
+        statistic = make_statistic(self.statistic, n_neighbors=self.n_neighbors)
         calibration = self._make_calibration()
         if self.calibration == "prior" and not statistic.chi2_null:
+            chi2 = " or ".join(repr(n) for n, c in STATISTICS.items() if c.chi2_null)
             raise ValueError(
                 f"calibration='prior' needs a statistic with a chi-square law under "
-                f"the prior ('prior' or 'mahalanobis'), got statistic="
-                f"{self.statistic!r}; use calibration='conformal'"
+                f"the prior ({chi2}), got statistic={self.statistic!r}; use "
+                "calibration='conformal'"
             )
         if self.fpr_confidence is not None and self.calibration != "conformal":
             raise ValueError(
@@ -1026,14 +1067,7 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         folds = calibration.folds(
             n_samples, np.random.default_rng(seeds[0]), needs_training
         )
-        if statistic.name == "knn":
-            n_train = min(len(train) for train, _ in folds)
-            if n_train < self.n_neighbors:
-                raise ValueError(
-                    f"statistic='knn' with n_neighbors={self.n_neighbors} needs at "
-                    f"least {self.n_neighbors} training rows; the calibration "
-                    f"leaves {n_train} of {n_samples}"
-                )
+        statistic.check_n_train(min(len(train) for train, _ in folds), n_samples)
         if self.contamination == "auto" and self.calibration != "prior":
             self._warn_if_nothing_can_be_flagged(sum(len(cal) for _, cal in folds))
 

@@ -46,9 +46,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._core.channels import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
+from ._core.networks import Networks, build_networks, network_params
+from ._fitted import ADAM, NOT_SAVED, OPTIONAL, REQUIRED
 from ._gaussianize import Gaussianizer, gaussianizer_from_state, gaussianizer_state
-from ._networks import Networks, build_networks
 from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
+from ._settings import AUTO_SLICED, SETTINGS_ADDED, resolve_settings
 from ._validation import import_lazy_torch_modules
 from ._version import __version__
 
@@ -66,8 +69,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 #: Largest config.json read (a real one is a few kB, plus the training history).
 MAX_CONFIG_BYTES = 16 * 2**20
-#: Fitted attributes that are caches, rebuilt empty on load.
-_TRANSIENT = ("_cache",)
 #: Exceptions that a malformed (but not malicious-code) file can raise anywhere
 #: in decoding and rebuilding; all become ModelFileError.
 _FILE_ERRORS = (
@@ -237,7 +238,7 @@ def save_estimator(est, path) -> Path:
     param_names = set(est.get_params(deep=False))
     fitted, weights, modules = {}, {}, []
     for name, value in vars(est).items():
-        if name in param_names or name in _TRANSIENT:
+        if name in param_names or name in NOT_SAVED:
             continue
         if isinstance(value, nn.Module):
             modules.append(name)
@@ -456,59 +457,20 @@ def _load(cls, path: Path, config: dict):
     ]
     if bad:
         raise ModelFileError(f"{path}: invalid fitted attributes {bad}")
-    if "_cache" in fitted:
-        raise ModelFileError(f"{path}: _cache is not saved; the file was altered")
+    for name in NOT_SAVED:
+        if name in fitted:
+            raise ModelFileError(f"{path}: {name} is not saved; the file was altered")
     if config["modules"]:
         fitted.update(
             _rebuild_modules(est, prior, config["modules"], fitted, weights, path)
         )
-        fitted["_cache"] = {}
+        fitted.update({name: {} for name in NOT_SAVED})  # caches, rebuilt empty
     _check_fitted(est, fitted, path)
     est.__dict__.update(fitted)
     return est
 
 
-#: Fitted attributes every fitted model has (``save`` writes them all).
-_REQUIRED = (
-    "encoder_",
-    "n_features_in_",
-    "n_iter_",
-    "n_steps_",
-    "history_",
-    "mutual_info_",
-    "capacity_",
-    "kl_upper_bound_",
-    "noise_level_",
-    "prior_",
-    "mean_",
-    "scale_",
-    "_n_features_out",
-    "_cache",
-    "n_samples_seen_",
-    "_input_moments",
-    "_structure",
-)
-#: Attributes a fitted model may have besides: Adam's state (partial_fit), all
-#: three or none, and scikit-learn's ``set_output`` configuration.
-_ADAM = ("_adam_moments", "_adam_steps", "_adam_index")
-_OPTIONAL = (
-    "critic_",
-    "gaussianizer_",
-    "feature_names_in_",
-    "settings_",
-    "joint_match_",
-    *_ADAM,
-)
-#: Keys of ``settings_`` (``resolve_settings``).
-_SETTINGS = (
-    "objective",
-    "whiten",
-    "augmentation",
-    "match_weight",
-    "batch_size",
-    "max_steps",
-    "learning_rate_schedule",
-)
+#: Fitted attributes scikit-learn may set besides ours (``set_output``).
 _SKLEARN = ("_sklearn_output_config",)
 
 
@@ -534,15 +496,13 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
     stores: a known name, the right type, shape and range, and consistent with
     the parameters and the other attributes. A problem is a ModelFileError, so
     a tampered file fails here rather than later in ``transform``."""
-    from ._infomax import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
-
     names = set(fitted)
-    unknown = sorted(names - set(_REQUIRED) - set(_OPTIONAL) - set(_SKLEARN))
+    unknown = sorted(names - set(REQUIRED) - set(OPTIONAL) - set(_SKLEARN))
     if unknown:
         raise ModelFileError(f"{path}: unknown fitted attributes {unknown}")
     if not names - set(_SKLEARN):
         return  # an unfitted estimator
-    missing = sorted(set(_REQUIRED) - names)
+    missing = sorted(set(REQUIRED) - names)
     if missing:
         raise ModelFileError(f"{path}: fitted attributes {missing} are missing")
 
@@ -573,7 +533,10 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
         raise bad("history_", "not one dict of numbers per epoch (n_iter_)")
     noise = fitted["noise_level_"]
     if not (_is_real(noise) and MIN_NOISE_LEVEL <= noise <= MAX_NOISE_LEVEL):
-        raise bad("noise_level_", f"{noise!r} is outside [1e-6, 1e6]")
+        raise bad(
+            "noise_level_",
+            f"{noise!r} is outside [{MIN_NOISE_LEVEL:g}, {MAX_NOISE_LEVEL:g}]",
+        )
     capacity = fitted["capacity_"]
     if not (_is_real(capacity) and 0 < capacity < math.inf):
         raise bad("capacity_", f"{capacity!r}")
@@ -629,7 +592,7 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
     settings = fitted.get("settings_")
     if settings is not None and not (
         isinstance(settings, dict)
-        and set(settings) == set(_SETTINGS)
+        and set(AUTO_SLICED) - set(SETTINGS_ADDED) <= set(settings) <= set(AUTO_SLICED)
         and all(
             isinstance(v, (str, int, float, bool, type(None)))
             for v in settings.values()
@@ -649,12 +612,12 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
 
 def _check_adam(fitted: dict, path: Path, bad) -> None:
     """Adam's saved moments must fit the networks' trainable parameters."""
-    present = [name for name in _ADAM if name in fitted]
+    present = [name for name in ADAM if name in fitted]
     if not present:
         return
-    if len(present) != len(_ADAM):
-        raise ModelFileError(f"{path}: {sorted(set(_ADAM) - set(present))} missing")
-    moments, steps, index = (fitted[name] for name in _ADAM)
+    if len(present) != len(ADAM):
+        raise ModelFileError(f"{path}: {sorted(set(ADAM) - set(present))} missing")
+    moments, steps, index = (fitted[name] for name in ADAM)
     if not _is_int(steps):
         raise bad("_adam_steps", f"{steps!r}")
     modules = [fitted["encoder_"], fitted.get("critic_")]
@@ -701,9 +664,13 @@ def _build(est, prior, fitted, path, device="cpu"):
         raise ModelFileError(f"{path}: invalid noise_level_ {noise_level!r}")
     try:
         # The same arguments fit builds its networks with.
-        params = est._network_params(n_features, prior.base.name, float(noise_level))
+        params = est.get_params(deep=False)
+        settings = resolve_settings(params, prior.base.gaussian)
+        kwargs = network_params(
+            params, settings, n_features, prior.base.name, float(noise_level)
+        )
         import_lazy_torch_modules()
-        return build_networks(**params, device=device)
+        return build_networks(**kwargs, device=device)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot rebuild the networks: {exc}") from None
 

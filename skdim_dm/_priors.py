@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats
 
-from ._base import BASES, Base, get_base
+from ._core.bases import BASES, Base, get_base
 from ._validation import HasMethods, StrOptions
 
 __all__ = [

@@ -7,8 +7,8 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
 from skdim_dm import MatchWarning, NoiseInjectedInfoMax
-from skdim_dm._infomax import AUTO_JOINT, AUTO_SLICED, resolve_settings
-from skdim_dm._objective import epps_pulley
+from skdim_dm._core.bounds import epps_pulley
+from skdim_dm._settings import AUTO_JOINT, AUTO_SLICED, resolve_settings
 
 
 def _params(**kw):
@@ -55,11 +55,15 @@ def test_fit_stores_the_resolved_settings_and_logs_the_matching_term(digits):
     est = NoiseInjectedInfoMax(n_components=4, max_steps=20, random_state=0)
     est.fit(digits)
     assert est.settings_ == {**AUTO_SLICED, "max_steps": 20}
-    assert all("match" in entry for entry in est.history_)
+    assert all("match" in entry and "radial" in entry for entry in est.history_)
     off = NoiseInjectedInfoMax(
-        n_components=4, max_steps=20, match_weight=0.0, random_state=0
+        n_components=4,
+        max_steps=20,
+        match_weight=0.0,
+        radial_weight=0.0,
+        random_state=0,
     ).fit(digits)
-    assert not any("match" in entry for entry in off.history_)
+    assert not any("match" in entry or "radial" in entry for entry in off.history_)
 
 
 def test_the_matching_term_brings_training_latents_closer_to_the_prior(digits):
@@ -81,6 +85,22 @@ def test_the_matching_term_brings_training_latents_closer_to_the_prior(digits):
         return float(epps_pulley(Z @ rot))
 
     assert statistic(40.0) < 0.5 * statistic(0.0)
+
+
+def test_the_radial_term_brings_the_law_of_the_norm_to_chi2(digits):
+    from scipy import stats
+
+    def distance(radial_weight):
+        est = NoiseInjectedInfoMax(
+            n_components=4,
+            max_steps=150,
+            radial_weight=radial_weight,
+            random_state=0,
+        ).fit(digits)
+        Z = est.transform(digits)
+        return stats.kstest((Z**2).sum(1), stats.chi2(4).cdf).statistic
+
+    assert distance(10.0) < 0.6 * distance(0.0)
 
 
 def test_partial_fit_works_with_the_defaults(digits):

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from skdim_dm import NoiseInjectedInfoMax, build_networks
-from skdim_dm._augment import NeighborViews, make_views
-from skdim_dm._distributed import _OWNER_ENV, launched_distributed
+from skdim_dm._core.distributed import _OWNER_ENV, launched_distributed
+from skdim_dm._core.views import NeighborViews, make_views
 
 WORLD = 2
 SEED = 7
@@ -109,7 +109,7 @@ def networks(config, dtype=torch.float32):
 def step_grads(nets, view_a, view_b, shard=None):
     """Gradients of one step: one process's on the global batch, or with a
     shard, the sum over ranks of each rank's on its share (what training uses)."""
-    from skdim_dm._training import _pair_mi
+    from skdim_dm._core.training import _pair_mi
 
     encoder, critic, channel = nets
     encoder.train()
@@ -133,7 +133,7 @@ def step_grads(nets, view_a, view_b, shard=None):
 # --------------------------------------------------------------- the worker
 def _worker(out: Path) -> None:
     """One rank: every scenario, results pickled to ``out/rank{r}.pkl``."""
-    from skdim_dm._distributed import resolve_shard
+    from skdim_dm._core.distributed import resolve_shard
 
     torch.set_num_threads(1)
     assert launched_distributed()
@@ -160,7 +160,7 @@ def _worker(out: Path) -> None:
         }
     # partial_fit on a stream of chunks, every call data-parallel: count the
     # gradient reductions (one per step when the ranks train together)
-    from skdim_dm._distributed import Shard
+    from skdim_dm._core.distributed import Shard
 
     reduced, reduce = [], Shard.reduce_gradients
     Shard.reduce_gradients = lambda self, *a: (reduced.append(1), reduce(self, *a))

@@ -5,6 +5,7 @@ import doctest
 
 import numpy as np
 import pytest
+import torch
 from scipy.special import ndtr
 from scipy.stats import ortho_group
 from sklearn.datasets import load_digits
@@ -472,3 +473,56 @@ def test_features_varying_on_subnormal_scales_are_a_clear_error(scale, whiten):
     with pytest.raises(ValueError, match="too small a scale"):
         gauss.fit(X * scale)
     assert not hasattr(gauss, "rotations_")
+
+
+# ------------------------------------------- the gaussianize step of a fit
+FIT = dict(hidden_layer_sizes=(32,), device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits().data
+
+
+def test_gaussianize_maps_latents_to_the_prior_without_losing_information(digits):
+    from sklearn.model_selection import train_test_split
+
+    X_train, X_test = train_test_split(digits, test_size=0.3, random_state=0)
+    params = dict(n_components=2, max_steps=60, **FIT)
+    plain = NoiseInjectedInfoMax(**params).fit(X_train)
+    calibrated = NoiseInjectedInfoMax(gaussianize=10, **params).fit(X_train)
+    # Same network (the same seed draws the same weights); the map is invertible.
+    Z, Zc = plain.transform(X_test), calibrated.transform(X_test)
+    np.testing.assert_allclose(
+        calibrated.gaussianizer_.inverse_transform(Zc), Z, rtol=1e-9, atol=1e-9
+    )
+    # On the training rows the law is then near exactly N(0, I) (what it does for
+    # held-out rows depends on the data size: see the frontier benchmark).
+    assert norm_ks_test(calibrated.transform(X_train)).statistic < 0.5 * (
+        norm_ks_test(plain.transform(X_train)).statistic
+    )
+    assert norm_ks_test(calibrated.transform(X_train)).pvalue > 0.5
+
+
+def test_gaussianize_round_trips_through_save_and_pickle(tmp_path, digits):
+    import pickle
+
+    est = NoiseInjectedInfoMax(n_components=3, max_steps=20, gaussianize=4, **FIT)
+    est.fit(digits)
+    loaded = NoiseInjectedInfoMax.load(est.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.transform(digits), est.transform(digits))
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.transform(digits), est.transform(digits))
+
+
+def test_tampered_gaussianizer_state_is_a_model_file_error(tmp_path, digits):
+    from skdim_dm import ModelFileError
+
+    est = NoiseInjectedInfoMax(n_components=2, max_steps=10, gaussianize=2, **FIT)
+    path = est.fit(digits).save(tmp_path / "m")
+    weights = torch.load(path / "weights.pt", weights_only=True)
+    key = next(k for k in weights if k.endswith("layer0/x0"))
+    weights[key] = weights[key].flip(0)  # knots no longer increasing
+    torch.save(weights, path / "weights.pt")
+    with pytest.raises(ModelFileError, match="knots"):
+        NoiseInjectedInfoMax.load(path)

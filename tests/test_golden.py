@@ -3,12 +3,13 @@
 The expected arrays in ``tests/data/golden/latents.npz`` were computed at commit
 cda1cdf (before the seeds got named roles), except ``sliced``, regenerated when the
 sliced bound became a fused autograd function (latents moved by 2e-7, float32
-rounding), ``auto_sliced``, added with the 0.2 defaults, and ``gaussianize``,
-regenerated when the fixed-count ``Gaussianizer`` began to leave alone a feature
-whose KS distance to ``N(0, 1)`` is below ``1 / sqrt(n)`` (latents moved by up to
-0.43; its other changes of that commit moved them by under 1e-9). Any change
-that moves a seed, reorders random draws or changes the arithmetic of training
-shows up here, so a refactor that claims to change nothing can prove it.
+rounding), ``auto_sliced``, added with the 0.2 defaults and regenerated when the
+radial matching term joined them, and ``gaussianize``, regenerated when the
+fixed-count ``Gaussianizer`` began to leave alone a feature whose KS distance to
+``N(0, 1)`` is below ``1 / sqrt(n)`` (latents moved by up to 0.43; its other
+changes of that commit moved them by under 1e-9). Any change that moves a seed,
+reorders random draws or changes the arithmetic of training shows up here, so a
+refactor that claims to change nothing can prove it.
 
 Float results depend on the kernels torch picks for the CPU at run time: on the
 recording machine (AMD EPYC) torch's AVX-512 and AVX2 kernels give these arrays
@@ -81,7 +82,7 @@ def _partial(X, **params):
 CASES = {
     "joint": lambda: NoiseInjectedInfoMax(**SMALL).fit(_table()),
     # The configuration of cda1cdf, whose defaults were the joint one's: the
-    # sliced "auto" values (neighbor views, the matching term, the cosine
+    # sliced "auto" values (neighbor views, the matching terms, the cosine
     # schedule) are switched back off.
     "sliced": lambda: NoiseInjectedInfoMax(
         3,
@@ -89,10 +90,12 @@ CASES = {
         whiten=True,
         augmentation="gaussian",
         match_weight=0.0,
+        radial_weight=0.0,
         learning_rate_schedule="constant",
         **SMALL,
     ).fit(_table()),
-    # The "auto" sliced configuration of 0.2 (matching term, neighbor views).
+    # The "auto" sliced configuration of 0.2 (matching terms, neighbor views);
+    # regenerated when the radial matching term joined it.
     "auto_sliced": lambda: NoiseInjectedInfoMax(3, **SMALL).fit(_table()),
     "neighbors": lambda: NoiseInjectedInfoMax(
         augmentation="neighbors", n_neighbors=5, critic="student", **SMALL

@@ -8,8 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from skdim_dm import NoiseInjectedInfoMax, _heap
-from skdim_dm._heap import GLIBC_START, KEEP, M_MMAP_THRESHOLD, keep_heap
+from skdim_dm import NoiseInjectedInfoMax
+from skdim_dm._core import heap as _heap
+from skdim_dm._core.heap import GLIBC_START, KEEP, M_MMAP_THRESHOLD, keep_heap
 
 
 class FakeLibc:

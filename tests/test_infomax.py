@@ -283,6 +283,54 @@ def test_callback_stops_training(digits):
     assert est.n_iter_ == 2 and [e for e, _ in seen] == [1, 2]
 
 
+class _Clock:
+    """A stand-in for the time module whose clock advances one second per read,
+    so that a time budget ends a fit at a step that does not depend on the
+    machine's speed."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_max_time_stops_training_and_anneals_the_schedule_to_the_budget(
+    digits, monkeypatch
+):
+    import skdim_dm._core.training as training
+
+    X, _ = digits
+    params = dict(
+        n_components=2,
+        hidden_layer_sizes=(16,),
+        max_steps=500,
+        batch_size=64,
+        learning_rate_schedule="cosine",
+        random_state=0,
+    )
+    monkeypatch.setattr(training, "time", _Clock())
+    est = NoiseInjectedInfoMax(max_time=30.0, **params).fit(X[:640])
+    # Every step reads the clock twice (schedule, budget): about 15 steps.
+    assert 5 <= est.n_steps_ < 40
+    # The schedule followed the budget: the last rate is near 0, while by the
+    # step count alone it would still be near the start.
+    assert est.history_[-1]["learning_rate"] < 0.1 * est.learning_rate
+    # Without a budget the same fit runs its steps.
+    monkeypatch.setattr(training, "time", _Clock())
+    assert NoiseInjectedInfoMax(**params, max_time=None).fit(X[:640]).n_steps_ == 500
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, "10", float("nan")])
+def test_max_time_must_be_a_positive_number(digits, bad):
+    X, _ = digits
+    est = NoiseInjectedInfoMax(max_time=bad, **FAST)
+    with pytest.raises(ValueError, match="max_time"):
+        est.fit(X[:100])
+    assert not hasattr(est, "encoder_")
+
+
 def test_early_stopping_uses_validation_mi(digits):
     X, _ = digits
     est = NoiseInjectedInfoMax(
@@ -700,3 +748,74 @@ def test_learning_rate_schedule(digits, schedule):
         expected_last = 1e-3 * (1 + np.cos(np.pi * (n_steps - 1) / n_steps))
         assert lrs[-1] == pytest.approx(expected_last)
         assert lrs[0] < 2e-3
+
+
+# ------------------------------------------ fitted state, units, extreme values
+SMALL = dict(hidden_layer_sizes=(16,), max_epochs=2, random_state=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def X(digits):
+    return digits[0][:200]
+
+
+def _assert_unfitted(est):
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+
+
+def test_fitted_model_ignores_later_prior_change(X):
+    est = NoiseInjectedInfoMax(**SMALL).fit(X)
+    Z, S, score = est.transform(X), est.sample(5, random_state=0), est.score(X)
+    for prior in (stats.expon(), "uniform"):
+        est.set_params(prior=prior)
+        np.testing.assert_array_equal(est.transform(X), Z)
+        np.testing.assert_array_equal(est.sample(5, random_state=0), S)
+        assert est.score(X) == score
+
+
+def test_features_in_tiny_units_are_standardized_not_ignored(X):
+    X = X.copy()
+    X[:, 20] *= 1e-16  # same feature, tiny units
+    est = NoiseInjectedInfoMax(**SMALL).fit(X)
+    assert est.scale_[20] == pytest.approx(X[:, 20].std())
+    X2 = X.copy()
+    X2[:, 20] = X2[::-1, 20]  # permute only that feature
+    assert not np.allclose(est.transform(X2), est.transform(X))
+
+
+def test_all_constant_features_are_named_in_the_error():
+    X = np.full((50, 3), 7.0)
+    for standardize in ("features", "global", None):
+        est = NoiseInjectedInfoMax(standardize=standardize, **SMALL)
+        with pytest.raises(ValueError, match="every feature of X is constant"):
+            est.fit(X)
+        _assert_unfitted(est)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"noise_level": 1e-300},
+        {"noise_level": 1e300},
+        {"learning_rate": 1e300},
+        {"n_components": True},
+        {"n_neighbors": True, "augmentation": "neighbors"},
+        {"n_components": 10**12},
+        {"hidden_layer_sizes": (60000, 60000)},
+    ],
+    ids=lambda p: repr(p),
+)
+def test_extreme_parameters_get_a_clear_value_error(X, params):
+    est = NoiseInjectedInfoMax(**{**SMALL, **params})
+    with pytest.raises(ValueError):
+        est.fit(X)
+    _assert_unfitted(est)
+
+
+def test_transform_overflow_is_an_error_not_inf(X):
+    est = NoiseInjectedInfoMax(**SMALL).fit(X.astype(np.float32))
+    Xb = X[:5].astype(np.float32)
+    Xb[0] = 3e38
+    with pytest.raises(ValueError, match="non-finite latents"):
+        est.transform(Xb)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from skdim_dm import metrics as M
 from skdim_dm._metrics import (
     _cov_max_error,
     _joint_directions,
@@ -598,3 +599,40 @@ def test_joint_match_invalid_input_raises(kwargs, match):
     kwargs = {"Z": _normal(0, 10, 2), **kwargs}
     with pytest.raises(ValueError, match=match):
         joint_match(**kwargs)
+
+
+@pytest.mark.parametrize("metric", [M.knn_kl_divergence, M.norm_ks_test, M.mean_error])
+def test_metrics_refuse_complex_latents(metric):
+    Z = np.random.default_rng(0).normal(size=(50, 2)) + 1j
+    with pytest.raises(ValueError, match="complex"):
+        metric(Z)
+
+
+@pytest.mark.parametrize(
+    "metric", [M.knn_kl_divergence, M.henze_zirkler, M.prior_match_score]
+)
+def test_metrics_refuse_overflowing_latents(metric):
+    Z = np.full((50, 2), 1e300) * np.arange(1, 51)[:, None] / 50
+    with pytest.raises(ValueError, match="overflow"):
+        metric(Z)
+
+
+def test_knn_kl_with_duplicates_equals_the_brute_force_answer():
+    rng = np.random.default_rng(0)
+    Z = rng.integers(-2, 3, size=(400, 2)).astype(float)  # every row repeated
+    D = np.sqrt(((Z[:, None] - Z[None]) ** 2).sum(-1))
+    np.fill_diagonal(D, np.inf)
+    for k in (1, 5, 30):
+        eps = np.maximum(np.sort(D, axis=1)[:, k - 1], 1e-12 * np.abs(Z).max())
+        n, d = Z.shape
+        from scipy.special import digamma, gammaln
+
+        h = (
+            digamma(n)
+            - digamma(k)
+            + 0.5 * d * np.log(np.pi)
+            - gammaln(0.5 * d + 1)
+            + d * np.mean(np.log(eps))
+        )
+        cross = 0.5 * np.mean((Z * Z).sum(1)) + 0.5 * d * np.log(2 * np.pi)
+        assert M.knn_kl_divergence(Z, k=k) == pytest.approx(cross - h, rel=1e-12)

@@ -10,13 +10,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
-from skdim_dm import NoiseInjectedInfoMax, _augment
-from skdim_dm._augment import (
-    GaussianView,
-    NeighborViews,
-    nearest_neighbors,
-    principal_projection,
-)
+from skdim_dm import NoiseInjectedInfoMax
+from skdim_dm._core import neighbors as core_neighbors
+from skdim_dm._core import views as core_views
+from skdim_dm._core.neighbors import nearest_neighbors, principal_projection
+from skdim_dm._core.views import GaussianView, NeighborViews
 
 
 def _sorted_rows(a):
@@ -25,7 +23,7 @@ def _sorted_rows(a):
 
 @pytest.mark.parametrize("block", [2**25, 64])  # one block, and many small ones
 def test_nearest_neighbors_match_sklearn(monkeypatch, block):
-    monkeypatch.setattr(_augment, "NEIGHBOR_BLOCK", block)
+    monkeypatch.setattr(core_neighbors, "NEIGHBOR_BLOCK", block)
     rng = np.random.default_rng(0)
     points = rng.normal(size=(300, 7))
     queries = rng.normal(size=(45, 7))
@@ -58,7 +56,7 @@ def test_principal_projection_matches_pca():
 
 
 def test_principal_projection_randomized_for_many_features(monkeypatch):
-    monkeypatch.setattr(_augment, "EXACT_PCA_MAX_FEATURES", 5)
+    monkeypatch.setattr(core_neighbors, "EXACT_PCA_MAX_FEATURES", 5)
     rng = np.random.default_rng(2)
     scales = np.r_[10.0, 6.0, 3.0, 0.1 * np.ones(9)]
     X = rng.normal(size=(400, 12)) * scales @ np.linalg.qr(rng.normal(size=(12, 12)))[0]
@@ -190,7 +188,7 @@ def test_training_and_final_estimates_use_neighbor_partners(monkeypatch):
             seen["val"].append(b if not torch.equal(a, b) else None)
             return a, b
 
-    monkeypatch.setitem(_augment.VIEWS, "neighbors", SpyViews)
+    monkeypatch.setitem(core_views.VIEWS, "neighbors", SpyViews)
     X, _ = load_digits(return_X_y=True)
     est = NoiseInjectedInfoMax(
         augmentation="neighbors",

@@ -23,12 +23,15 @@ from skdim_dm import (
     outlier_embedder,
 )
 from skdim_dm._outliers import (
+    STATISTICS,
     TIE_RTOL,
     UNIFORM_CLIP,
+    LatentStatistic,
     chi2_logsf,
     conditional_calibration_rows,
     conditional_pvalue_table,
     probit,
+    register_statistic,
     shrunk_whitening,
     simes_bounds,
 )
@@ -255,6 +258,71 @@ def test_split_conformal_pvalues_match_a_reference(statistic):
     ref = (1 + (s_cal[None, :] >= s_new[:, None]).sum(axis=1)) / (len(cal) + 1)
     np.testing.assert_allclose(det.pvalues(X_new), ref)
     np.testing.assert_allclose(np.sort(det.calibration_.scores_[0]), np.sort(s_cal))
+
+
+# ------------------------------------------------- the statistics registry
+class _FarthestCoordinate(LatentStatistic):
+    """A toy statistic: the largest absolute coordinate, beyond ``n_neighbors``
+    training rows (the option it takes from the detector)."""
+
+    name = "farthest-coordinate"
+
+    def __init__(self, n_neighbors):
+        self.n_neighbors = n_neighbors
+
+    def check_n_train(self, n_train, n_samples):
+        if n_train < 10 * self.n_neighbors:
+            raise ValueError(f"farthest-coordinate: {n_train} of {n_samples} rows")
+
+    def fit(self, G):
+        return self
+
+    def score(self, G):
+        return np.abs(G).max(axis=1)
+
+
+@pytest.fixture
+def farthest_coordinate():
+    register_statistic(_FarthestCoordinate)
+    yield _FarthestCoordinate.name
+    del STATISTICS[_FarthestCoordinate.name]
+
+
+def test_a_registered_statistic_is_usable_by_name(farthest_coordinate):
+    rng = np.random.default_rng(23)
+    X, X_new = rng.standard_normal((50, 3)), 1.5 * rng.standard_normal((40, 3))
+    det = LatentOutlierDetector(
+        _Spy(),
+        statistic=farthest_coordinate,
+        n_neighbors=2,
+        calibration_size=0.3,
+        alpha=0.2,
+        random_state=0,
+    ).fit(X)
+    (stat,) = det.statistics_
+    assert isinstance(stat, _FarthestCoordinate) and stat.n_neighbors == 2
+    train = _row_set(det.embedder_.fit_rows_)
+    s_cal = np.abs(np.array([x for x in X if tuple(x) not in train])).max(axis=1)
+    s_new = np.abs(X_new).max(axis=1)
+    ref = (1 + (s_cal[None, :] >= s_new[:, None]).sum(axis=1)) / (len(s_cal) + 1)
+    np.testing.assert_allclose(det.pvalues(X_new), ref)
+    # Its own check on the training rows runs before anything is fitted.
+    with pytest.raises(ValueError, match="farthest-coordinate: 40 of 50 rows"):
+        LatentOutlierDetector(
+            _MustNotFit(), statistic=farthest_coordinate, n_neighbors=5
+        ).fit(X)
+    # Not chi-square under the prior: refused by calibration="prior", which
+    # names the registered statistics that are.
+    with pytest.raises(ValueError, match=r"\('prior' or 'mahalanobis'\), got stat"):
+        LatentOutlierDetector(
+            _Spy(), statistic=farthest_coordinate, calibration="prior"
+        ).fit(X)
+
+
+def test_an_unknown_statistic_is_refused_naming_the_registered_ones():
+    with pytest.raises(ValueError, match="'statistic' parameter") as info:
+        LatentOutlierDetector(_MustNotFit(), statistic="nope").fit(np.eye(5))
+    assert all(name in str(info.value) for name in STATISTICS)
 
 
 def test_cross_conformal_pvalues_match_a_reference():

@@ -1,7 +1,10 @@
 """save/load: JSON parameters, tensor-only weights, refusal of unsafe files."""
 
 import json
+import os
 import pickle
+import threading
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -313,4 +316,166 @@ def test_load_refuses_compressed_weights_before_inflating(
 
     monkeypatch.setattr(torch, "load", never)
     with pytest.raises(ModelFileError, match="entry .* is compressed"):
+        NoiseInjectedInfoMax.load(path)
+
+
+# ------------------------------------- files written by an earlier version
+SAVED = Path(__file__).parent / "data" / "saved_models"
+
+
+def _saved_table(frame: bool):
+    """The data of ``tests/data/saved_models/make_saved_models.py``."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((160, 6)) @ rng.standard_normal((6, 6))
+    if not frame:
+        return X
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["auto_sliced_gaussianize", "partial_fit_separable", "uniform_early_stopping"],
+)
+def test_models_saved_by_an_earlier_version_load_and_transform_alike(name):
+    # Written at 329cca4; float64 transforms agree to rounding across CPU kernels.
+    est = NoiseInjectedInfoMax.load(SAVED / name)
+    X = _saved_table(frame=name == "partial_fit_separable")
+    with np.load(SAVED / "latents.npz") as latents:
+        expected = latents[name]
+    np.testing.assert_allclose(est.transform(X[:24]), expected, rtol=1e-12, atol=1e-12)
+    if name == "partial_fit_separable":
+        # Adam's state came back too: the model keeps training where it stopped.
+        assert est._adam_steps > 0 and hasattr(est, "critic_")
+        est.partial_fit(X[:64])
+        assert est.n_steps_ == est._adam_steps
+
+
+# ------------------------------------------------ tampered and odd files
+def _tamper(path, edit):
+    cfg = json.loads((path / "config.json").read_text())
+    edit(cfg)
+    (path / "config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["params"].update(hidden_layer_sizes={"__tuple__": [-16]}),
+        lambda c: c["params"].update(n_components=-2),
+        lambda c: c["params"].update(
+            prior={
+                "__prior__": {
+                    "kind": "scipy",
+                    "dist": {"name": "beta", "kwds": {"zz": 1.0}},
+                }
+            }
+        ),
+        lambda c: c["params"].update(
+            prior={
+                "__prior__": {
+                    "kind": "scipy",
+                    "dist": {"name": "beta", "args": [-1.0, 2.0]},
+                }
+            }
+        ),
+        lambda c: c["fitted"].update(n_features_in_="64"),
+        lambda c: c["fitted"].update(noise_level_=-1.0),
+        lambda c: c["params"].update(critic="nonsense"),
+    ],
+    ids=[
+        "negative width",
+        "negative d",
+        "bad scipy keyword",
+        "invalid scipy args",
+        "string n_features",
+        "negative noise",
+        "unknown critic",
+    ],
+)
+def test_load_tampered_config_values_raise_model_file_error(tmp_path, fitted, edit):
+    path = fitted.save(tmp_path / "m")
+    _tamper(path, edit)
+    with pytest.raises(ModelFileError):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_load_deeply_nested_json_and_non_regular_files(tmp_path, fitted):
+    path = fitted.save(tmp_path / "m")
+    (path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelFileError):
+        NoiseInjectedInfoMax.load(path)
+    (path / "config.json").unlink()
+    (path / "config.json").mkdir()
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        NoiseInjectedInfoMax.load(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
+def test_load_refuses_a_fifo_instead_of_blocking(tmp_path, fitted):
+    path = fitted.save(tmp_path / "m")
+    (path / "config.json").unlink()
+    os.mkfifo(path / "config.json")
+    outcome = []
+
+    def load():
+        try:
+            NoiseInjectedInfoMax.load(path)
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(exc)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(timeout=20)
+    if t.is_alive():  # unblock the reader so the test process can finish
+        with open(path / "config.json", "w"):
+            pass
+        pytest.fail("load blocked on a FIFO")
+    assert isinstance(outcome[0], ModelFileError)
+
+
+def test_load_checks_shapes_before_allocating(tmp_path, fitted):
+    # A 1 kB config asking for huge layers, beside the small weights file: the
+    # shapes must be refused before any layer is allocated (an MLP of
+    # 64 -> 60000 -> 60000 -> 2 would take 14 GB).
+    path = fitted.save(tmp_path / "m")
+    _tamper(
+        path,
+        lambda c: c["params"].update(hidden_layer_sizes={"__tuple__": [60000, 60000]}),
+    )
+    with pytest.raises(ModelFileError, match="do not fit the architecture"):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_load_refuses_non_finite_weights(tmp_path, fitted):
+    path = fitted.save(tmp_path / "m")
+    weights = torch.load(path / "weights.pt", weights_only=True)
+    key = next(k for k in weights if k.startswith("module/encoder_/") and "weight" in k)
+    weights[key][0, 0] = float("nan")
+    torch.save(weights, path / "weights.pt")
+    with pytest.raises(ModelFileError, match="non-finite"):
+        NoiseInjectedInfoMax.load(path)
+
+
+def test_save_docstring_warns_that_pickles_run_code():
+    doc = " ".join(NoiseInjectedInfoMax.save.__doc__.split())
+    assert "runs code" in doc
+
+
+def test_a_model_saved_before_radial_weight_existed_loads(tmp_path, digits):
+    est = NoiseInjectedInfoMax(n_components=3, max_steps=5, random_state=0)
+    est.fit(digits)
+    path = est.save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    # What a 0.2.0.dev0 file written before the radial term holds.
+    del config["params"]["radial_weight"]
+    del config["fitted"]["settings_"]["radial_weight"]
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = NoiseInjectedInfoMax.load(path)
+    np.testing.assert_array_equal(loaded.transform(digits), est.transform(digits))
+    assert "radial_weight" not in loaded.settings_
+    # An unknown settings key is still refused.
+    config["fitted"]["settings_"]["surprise"] = 1.0
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="settings_"):
         NoiseInjectedInfoMax.load(path)

@@ -289,3 +289,23 @@ def test_builtin_logpdf_and_marginal_cdf():
     )
     assert Prior("uniform").logpdf(np.array([[0.5, 2.0]]))[0] == -np.inf
     np.testing.assert_allclose(Prior("gaussian").marginal_cdf(t), stats.norm.cdf(t))
+
+
+@pytest.mark.parametrize(
+    "prior",
+    [stats.beta(-1, 2), stats.norm(scale=-1), stats.expon(scale=0)],
+    ids=["beta(-1,2)", "norm(scale=-1)", "expon(scale=0)"],
+)
+def test_invalid_scipy_prior_is_refused_before_training(prior):
+    X = np.random.default_rng(0).standard_normal((100, 5))
+    small = dict(hidden_layer_sizes=(16,), max_epochs=2, random_state=0, device="cpu")
+    epochs = []
+    est = NoiseInjectedInfoMax(
+        prior=prior, callbacks=[lambda e, logs: epochs.append(e)], **small
+    )
+    with pytest.raises(ValueError, match="invalid parameters"):
+        est.fit(X)
+    assert epochs == []  # refused before any training
+    assert not hasattr(est, "encoder_")
+    with pytest.raises(ValueError, match="invalid parameters"):
+        NoiseInjectedInfoMax(prior=[stats.norm(), prior], **small).fit(X)

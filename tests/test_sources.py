@@ -1,4 +1,5 @@
-"""Inputs larger than memory (np.memmap, torch Dataset) and partial_fit."""
+"""Inputs larger than memory (np.memmap, torch Dataset) read as row sources
+(``skdim_dm._core.sources``), and partial_fit over chunks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from skdim_dm import NoiseInjectedInfoMax
-from skdim_dm._data import StreamedRows, as_source, moments
+from skdim_dm._core.sources import StreamedRows, as_source, moments
 
 KW = dict(hidden_layer_sizes=(16,), batch_size=64, max_epochs=2, random_state=0)
 
@@ -83,7 +84,7 @@ def test_a_dataset_with_a_later_complex_row_is_refused(digits):
 
 
 def test_chunked_moments_equal_numpys(tmp_path, monkeypatch, digits):
-    import skdim_dm._data as data
+    import skdim_dm._core.sources as data
 
     monkeypatch.setattr(data, "CHUNK_ELEMENTS", 64 * 37)  # many small chunks
     X = digits.astype(np.float32) + np.float32(100)

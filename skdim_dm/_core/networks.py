@@ -1,30 +1,25 @@
 """Encoders and critics, built from plain hyper-parameters.
 
 Small ``nn.Module``s defined bottom-up. None of them knows about the training loop.
-:func:`build_networks` is the one place that turns the estimator's parameters into
-modules; both ``fit`` and ``load`` call it.
+:func:`network_params` is the one place that reads the estimator's parameters for
+the networks and :func:`build_networks` the one place that turns them into modules;
+``fit``, ``partial_fit`` and ``load`` call both.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Integral
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from ._base import Base, get_base
-from ._objective import (
-    Channel,
-    GaussianChannel,
-    Normalization,
-    infonce,
-    sliced_gaussian_infonce,
-    sliced_student_infonce,
-)
+from .bases import Base, get_base
+from .bounds import infonce, sliced_gaussian_infonce, sliced_student_infonce
+from .channels import Channel, GaussianChannel, Normalization
 
 __all__ = [
     "mlp",
@@ -42,6 +37,7 @@ __all__ = [
     "Networks",
     "build_networks",
     "conv_input_shape",
+    "network_params",
 ]
 
 #: BatchNorm layers whose running statistics ``Encoder.calibrate`` recomputes.
@@ -342,7 +338,7 @@ class SlicedCritic(Critic):
 
     def bound(self, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         # The exact Gaussian and Student kernels have a fused bound of the same
-        # value and gradient (see _objective); other kernels go through scores.
+        # value and gradient (see bounds); other kernels go through scores.
         kind = type(self.kernel)
         gaussian = isinstance(getattr(self.kernel, "channel", None), GaussianChannel)
         if not gaussian or kind not in (AnalyticCritic, StudentCritic):
@@ -563,6 +559,53 @@ def build_networks(
             m.to_empty(device="cpu")
             _initialize(m, generator)
     return Networks(Encoder(backbone, norm, head), scorer, channel)
+
+
+def network_params(
+    params: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    n_features: int,
+    base: str,
+    noise_level: float,
+) -> dict:
+    """The keyword arguments of :func:`build_networks` (all but ``seed`` and
+    ``device``) for an estimator's parameters.
+
+    Parameters
+    ----------
+    params : mapping
+        The estimator's ``get_params(deep=False)``: ``n_components``,
+        ``encoder``, ``hidden_layer_sizes``, ``input_shape`` and ``critic`` are
+        read.
+    settings : mapping
+        The effective settings, ``"auto"`` resolved
+        (:func:`~skdim_dm._settings.resolve_settings`): ``objective`` and
+        ``whiten`` are read.
+    n_features : int
+        Input width.
+    base : str
+        Name of the base distribution (``prior_.base.name``).
+    noise_level : float
+        The channel's noise level (``noise_level_``).
+
+    Returns
+    -------
+    dict
+    """
+    return {
+        "n_features": n_features,
+        "n_components": params["n_components"],
+        "base": base,
+        "noise_level": noise_level,
+        "encoder": params["encoder"],
+        "hidden_layer_sizes": tuple(int(h) for h in params["hidden_layer_sizes"]),
+        "input_shape": None
+        if params["input_shape"] is None
+        else tuple(int(s) for s in params["input_shape"]),
+        "critic": params["critic"],
+        "objective": settings["objective"],
+        "whiten": settings["whiten"],
+    }
 
 
 def _positive_int(value, name: str) -> int:

@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._augment import Views
-from ._distributed import Shard
-from ._networks import Critic
-from ._objective import Channel, epps_pulley
+from .bounds import epps_pulley, radial_normal_score
+from .channels import Channel
+from .distributed import Shard
+from .networks import Critic
+from .views import Views
 
 __all__ = [
     "TrainConfig",
@@ -50,6 +51,11 @@ class TrainConfig:
     #: When set, train exactly this many steps (max_epochs is then ignored).
     max_steps: int | None = None
     early_stopping: bool = False
+    #: Wall-clock budget of the loop in seconds (None: none). One process
+    #: checks it after every step and anneals a cosine schedule by the larger of
+    #: the step and time fractions; a data-parallel fit checks it at epoch ends
+    #: (all ranks agree) and anneals by steps only, so that ranks stay equal.
+    max_time: float | None = None
     n_iter_no_change: int = 10
     tol: float = 1e-3
     verbose: bool = False
@@ -61,6 +67,9 @@ class TrainConfig:
     #: one-dimensional projections of the clean latents, times n_components)
     #: subtracted from the bound; 0 turns it off.
     match_weight: float = 0.0
+    #: Weight of the radial matching term (:func:`radial_penalty`); 0 turns it
+    #: off.
+    radial_weight: float = 0.0
 
 
 @dataclass
@@ -113,6 +122,15 @@ def match_penalty(e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     q, r = torch.linalg.qr(z)
     q = (q * torch.sign(torch.diagonal(r)))[:, : min(d, MATCH_DIRECTIONS)]
     return d * epps_pulley(e @ q)
+
+
+def radial_penalty(e: torch.Tensor) -> torch.Tensor:
+    """``n_components`` times the Epps-Pulley distance to N(0, 1) of the normal
+    score of ``||e||^2`` against ``chi2(n_components)``
+    (:func:`radial_normal_score`). The projections of :func:`match_penalty` see
+    the radial law only weakly: a scale mixture of Gaussians has nearly Gaussian
+    projections and a far too wide (or narrow) law of the norm."""
+    return e.shape[1] * epps_pulley(radial_normal_score(e))
 
 
 @torch.no_grad()
@@ -208,7 +226,7 @@ def train(
     draws the batches (and what one process draws after the encoder); each rank
     makes the views of its share of each batch with a generator of its own (from
     ``local_seed`` and the rank), and the gradients are summed over ranks before
-    each step (see :mod:`skdim_dm._distributed`).
+    each step (see :mod:`skdim_dm._core.distributed`).
 
     Raises ``FloatingPointError`` when the loss becomes non-finite. A
     ``KeyboardInterrupt`` ends training early and is reported in the result.
@@ -240,6 +258,13 @@ def train(
         attached = shard.attach(encoder)
         local_gen = shard.generator(local_seed, X.device)
 
+    deadline = None
+    if config.max_time is not None:
+        deadline = time.perf_counter() + config.max_time
+    # One process reads the clock per step; ranks would each read their own.
+    clock = deadline is not None and shard is None
+    out_of_time = False
+
     bar = tqdm(range(max_epochs), disable=not config.verbose, desc="fit", unit="epoch")
     try:
         for epoch in bar:
@@ -249,10 +274,15 @@ def train(
             order = torch.randperm(n, generator=generator, device=X.device)
             total = torch.zeros((), device=X.device)
             match_total = torch.zeros((), device=X.device)
+            radial_total = torch.zeros((), device=X.device)
             steps = min(n_batches, total_steps - result.n_steps)
+            taken = 0
             for k in range(steps):
                 if cosine:
                     done = (epoch * n_batches + k) / total_steps
+                    if clock:
+                        left = (deadline - time.perf_counter()) / config.max_time
+                        done = min(max(done, 1.0 - left), 1.0)
                     lr = 0.5 * config.learning_rate * (1.0 + math.cos(math.pi * done))
                     for group in optimizer.param_groups:
                         group["lr"] = lr
@@ -279,6 +309,10 @@ def train(
                     penalty = match_penalty(e, generator)
                     loss = loss + config.match_weight * penalty
                     match_total += penalty.detach()
+                if config.radial_weight > 0:
+                    penalty = radial_penalty(e)
+                    loss = loss + config.radial_weight * penalty
+                    radial_total += penalty.detach()
                 if check_each_step and not torch.isfinite(loss):
                     break  # reported below, before a poisoned step is taken
                 optimizer.zero_grad(set_to_none=True)
@@ -287,7 +321,12 @@ def train(
                     shard.reduce_gradients(encoder, critic)
                 optimizer.step()
                 result.n_steps += 1
+                taken += 1
                 total += mi.detach()
+                if clock and time.perf_counter() >= deadline:
+                    out_of_time = True
+                    break
+            steps = max(taken, 1)
             mi_epoch = float(total) / steps
             if not (math.isfinite(mi_epoch) and math.isfinite(float(loss.detach()))):
                 raise FloatingPointError(
@@ -306,6 +345,10 @@ def train(
                 match_epoch = float(match_total) / steps
                 logs["match"] = match_epoch
                 logs["loss"] = -mi_epoch + config.match_weight * match_epoch
+            if config.radial_weight > 0:
+                radial_epoch = float(radial_total) / steps
+                logs["radial"] = radial_epoch
+                logs["loss"] += config.radial_weight * radial_epoch
             if val_sources is not None:
                 val_generator.manual_seed(val_seed)
                 val_extra = ()
@@ -350,6 +393,14 @@ def train(
                 stops = [shard.any(any(stops))]  # a stop on one rank stops all
             if any(stops):
                 result.stopped_by = "callback"
+                break
+            if deadline is not None and shard is not None:
+                out_of_time = shard.any(time.perf_counter() >= deadline)
+            if out_of_time:
+                result.stopped_by = "max_time"
+                logger.info(
+                    "fit stopped at its max_time after %d steps", result.n_steps
+                )
                 break
     except KeyboardInterrupt:
         result.interrupted = True

@@ -13,7 +13,8 @@ chunk by chunk or a batch of rows at a time, and never converted as a whole:
   (:class:`StreamedRows`), so only the batch is standardized and moved to the
   device;
 * the neighbor search of ``augmentation="neighbors"`` projects row chunks on the
-  principal axes (:func:`project`) and searches blocks of the projection.
+  principal axes and searches blocks of the projection
+  (:mod:`skdim_dm._core.neighbors`).
 
 Pages of a memory map that were read count in the process's resident memory
 until the kernel reclaims them, so :class:`MemmapSource` reads the file with
@@ -21,7 +22,7 @@ until the kernel reclaims them, so :class:`MemmapSource` reads the file with
 cannot, drops the map's pages (``madvise MADV_DONTNEED``) as it goes.
 
 Pure numpy and torch; the data-parallel helpers take an optional
-:class:`~skdim_dm._distributed.Shard`.
+:class:`~skdim_dm._core.distributed.Shard`.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ __all__ = [
     "check_finite",
     "is_streamed",
     "moments",
-    "project",
-    "neighbor_table",
     "update_moments",
 ]
 
@@ -55,8 +54,6 @@ __all__ = [
 CHUNK_ELEMENTS = 2**22
 #: A memory map's pages are dropped after this many bytes of random row reads.
 RELEASE_BYTES = 32 * 2**20
-#: Elements of one block of the distance matrix in the chunked neighbor search.
-STREAM_NEIGHBOR_BLOCK = 2**23
 
 
 _MALLOC_TRIM = None
@@ -469,109 +466,3 @@ class StreamedRows:
         centered = np.subtract(raw, self.mean)
         np.divide(centered, self.scale, out=centered)
         return torch.as_tensor(centered.astype(np.float32), device=self.device)
-
-    def chunks(self, start: int = 0, stop: int | None = None):
-        """Standardized float32 chunks of the rows ``[start, stop)`` on the device."""
-        stop = self.shape[0] if stop is None else stop
-        step = self.source.chunk_rows()
-        for k in range(start, stop, step):
-            yield k, self[k : min(k + step, stop)]
-            self.source.release()
-
-
-# ------------------------------------------------------------ neighbor search
-def _chunks(X, start: int, stop: int, rows: int):
-    if isinstance(X, StreamedRows):
-        for k in range(start, stop, rows):
-            yield X[k : min(k + rows, stop)]
-            X.source.release()
-            release_heap()
-    else:
-        for k in range(start, stop, rows):
-            yield X[k : min(k + rows, stop)]
-
-
-@torch.no_grad()
-def project(X, *others, n_dims: int, generator=None, shard=None, exact_max=4096):
-    """:func:`~skdim_dm._augment.principal_projection` over row chunks of ``X``
-    (a tensor or :class:`StreamedRows`), each process of a data-parallel
-    ``shard`` taking its share of the rows: the mean and covariance (float64)
-    are summed across processes, the eigendecomposition is the same everywhere,
-    and the projected shares are gathered. Returns in-memory tensors."""
-    n, p = X.shape
-    device = X.device
-    lo, hi = (0, n) if shard is None else shard.bounds(n)
-    rows = max(1, CHUNK_ELEMENTS // p)
-
-    def reduce(t):
-        return t if shard is None else shard.all_reduce_(t)
-
-    total = torch.zeros(p, dtype=torch.float64, device=device)
-    for b in _chunks(X, lo, hi, rows):
-        total += b.sum(0, dtype=torch.float64)
-    mean = (reduce(total) / n).to(torch.float32)
-    axes = None
-    if p > n_dims and p <= exact_max:
-        cov = torch.zeros(p, p, dtype=torch.float64, device=device)
-        for b in _chunks(X, lo, hi, rows):
-            b = (b - mean).double()
-            cov += b.T @ b
-        _, vecs = torch.linalg.eigh(reduce(cov))
-        axes = vecs[:, -n_dims:].flip(1).to(torch.float32)
-    elif p > n_dims:
-
-        def gram(v):
-            out = torch.zeros(v.shape, dtype=torch.float64, device=device)
-            for b in _chunks(X, lo, hi, rows):
-                b = b - mean
-                out += (b.T @ (b @ v)).double()
-            return reduce(out).to(torch.float32)
-
-        width = min(p, n_dims + 10)
-        v = torch.randn(p, width, generator=generator, device=device)
-        for _ in range(4):
-            v = torch.linalg.qr(gram(v)).Q
-        small = v.T @ gram(v)
-        _, vecs = torch.linalg.eigh((small + small.T).double() / 2)
-        axes = v @ vecs[:, -n_dims:].flip(1).to(torch.float32)
-
-    def projected(A):
-        m = A.shape[0]
-        a, b = (0, m) if shard is None else shard.bounds(m)
-        parts = [
-            (c - mean) if axes is None else (c - mean) @ axes
-            for c in _chunks(A, a, b, rows)
-        ]
-        width = p if axes is None else axes.shape[1]
-        local = torch.cat(parts) if parts else torch.empty(0, width, device=device)
-        return local if shard is None else shard.gather_rows(local, m)
-
-    return tuple(projected(A) for A in (X, *others))
-
-
-@torch.no_grad()
-def neighbor_table(queries, points, k, *, exclude_self, shard=None):
-    """:func:`~skdim_dm._augment.nearest_neighbors` in smaller blocks, each
-    process of a data-parallel ``shard`` searching its share of the queries; the
-    table is gathered, so every process holds all of it."""
-    from ._augment import nearest_neighbors
-
-    m = queries.shape[0]
-    lo, hi = (0, m) if shard is None else shard.bounds(m)
-    # A few of nearest_neighbors' own blocks per call, the heap trimmed between.
-    step = 8 * max(1, STREAM_NEIGHBOR_BLOCK // max(points.shape[0], 1))
-    parts = []
-    for start in range(lo, hi, step):
-        parts.append(
-            nearest_neighbors(
-                queries[start : min(start + step, hi)],
-                points,
-                k,
-                exclude_self=exclude_self,
-                offset=start,
-                block_elements=STREAM_NEIGHBOR_BLOCK,
-            )
-        )
-        release_heap()
-    table = torch.cat(parts) if parts else queries.new_empty((0, k), dtype=torch.long)
-    return table if shard is None else shard.gather_rows(table, m)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from ._objective import (
+from .channels import (
     BatchNormalization,
     Channel,
     GaussianChannel,

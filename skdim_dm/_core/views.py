@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import torch
 
+from .neighbors import nearest_neighbors, principal_projection
+
 __all__ = [
     "GaussianView",
     "Views",
@@ -21,8 +23,6 @@ __all__ = [
     "NeighborViews",
     "VIEWS",
     "make_views",
-    "nearest_neighbors",
-    "principal_projection",
 ]
 
 #: An input channel: ``(X_batch, generator) -> X_view``.
@@ -115,104 +115,12 @@ class SameSampleViews(Views):
         return None if self.X_val is None else (self.X_val, self.X_val)
 
 
-#: Neighbor search runs on at most this many principal components of the input.
-NEIGHBOR_DIMS = 50
-#: Elements of one block of the distance matrix (float32: 128 MB).
-NEIGHBOR_BLOCK = 2**25
-#: Above this many features the principal axes come from a randomized range finder
-#: instead of an eigendecomposition of the full covariance.
-EXACT_PCA_MAX_FEATURES = 4096
-
-
-@torch.no_grad()
-def principal_projection(
-    X: torch.Tensor,
-    *others: torch.Tensor,
-    n_dims: int = NEIGHBOR_DIMS,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, ...]:
-    """``X`` and ``others``, centered by ``X``'s mean, on ``X``'s top principal axes.
-
-    Up to ``EXACT_PCA_MAX_FEATURES`` features the axes are exact: the covariance is
-    accumulated over row blocks in float64 (never a float64 copy of ``X``) and
-    eigendecomposed, so nothing random is drawn. With more features, a few steps
-    of randomized subspace iteration find them, drawing only from ``generator``.
-    With ``n_dims`` features or fewer ``X`` is only centered.
-    """
-    n, p = X.shape
-    mean = X.mean(0)
-    if p <= n_dims:
-        return (X - mean, *(o - mean for o in others))
-    rows = max(1, NEIGHBOR_BLOCK // p)
-    if p <= EXACT_PCA_MAX_FEATURES:
-        cov = torch.zeros(p, p, dtype=torch.float64, device=X.device)
-        for k in range(0, n, rows):
-            b = (X[k : k + rows] - mean).double()
-            cov += b.T @ b
-        _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
-        axes = vecs[:, -n_dims:].flip(1).to(X.dtype)
-    else:
-
-        def gram(v):  # Xc^T Xc v, over row blocks
-            out = torch.zeros_like(v)
-            for k in range(0, n, rows):
-                b = X[k : k + rows] - mean
-                out += b.T @ (b @ v)
-            return out
-
-        width = min(p, n_dims + 10)
-        v = torch.randn(p, width, generator=generator, device=X.device, dtype=X.dtype)
-        for _ in range(4):
-            v = torch.linalg.qr(gram(v)).Q
-        small = v.T @ gram(v)
-        _, vecs = torch.linalg.eigh((small + small.T).double() / 2)
-        axes = v @ vecs[:, -n_dims:].flip(1).to(X.dtype)
-    return tuple((a - mean) @ axes for a in (X, *others))
-
-
-@torch.no_grad()
-def nearest_neighbors(
-    queries: torch.Tensor,
-    points: torch.Tensor,
-    k: int,
-    *,
-    exclude_self: bool,
-    offset: int = 0,
-    block_elements: int = NEIGHBOR_BLOCK,
-) -> torch.Tensor:
-    """Indices ``(n_queries, k)`` into ``points`` of each query's ``k`` nearest.
-
-    Euclidean distance. Blockwise, so about two ``block_elements``-float blocks
-    are alive at a time. The fast ``|q|^2 - 2 q.p + |p|^2`` form loses precision
-    when neighbors are much closer than the data's spread, so ``2 k`` candidates
-    are taken from it and ranked again by their exact distances. With
-    ``exclude_self`` the queries are the rows ``offset, offset + 1, ...`` of
-    ``points`` and each row's own index is skipped.
-    """
-    n = points.shape[0]
-    m = min(2 * k, n - 1 if exclude_self else n)
-    sq = (points * points).sum(1)
-    block = max(1, block_elements // max(n, 1))
-    out = torch.empty(queries.shape[0], k, dtype=torch.long, device=points.device)
-    for start in range(0, queries.shape[0], block):
-        q = queries[start : start + block]
-        dist = torch.addmm(sq, q, points.T, alpha=-2.0)  # |p|^2 - 2 q.p
-        if exclude_self:
-            rows = torch.arange(q.shape[0], device=points.device)
-            dist[rows, rows + start + offset] = math.inf
-        cand = dist.topk(m, dim=1, largest=False).indices
-        del dist
-        exact = ((points[cand] - q.unsqueeze(1)) ** 2).sum(-1)
-        order = exact.topk(k, dim=1, largest=False).indices
-        out[start : start + q.shape[0]] = cand.gather(1, order)
-    return out
-
-
 class NeighborViews(Views):
     """The second view from one of the sample's ``n_neighbors`` nearest training rows.
 
     Neighbors are found once, at :meth:`fit`: Euclidean distance on the top
-    ``NEIGHBOR_DIMS`` principal components of the training rows. A neighbor is
+    ``NEIGHBOR_DIMS`` (:mod:`skdim_dm._core.neighbors`) principal components of the
+    training rows. A neighbor is
     drawn afresh for each row at each step; validation rows get one fixed partner
     among their training-set neighbors. Both views go through the input channel.
     """
@@ -235,41 +143,19 @@ class NeighborViews(Views):
     def fit(self, X, X_val=None, generator=None, shard=None):
         super().fit(X, X_val)
         k = self.n_neighbors
-        if shard is not None or not isinstance(X, torch.Tensor):
-            return self._fit_in_chunks(X, X_val, generator, shard)
-        proj = principal_projection(
-            X, *(() if X_val is None else (X_val,)), generator=generator
-        )
-        self.neighbors = nearest_neighbors(proj[0], proj[0], k, exclude_self=True)
-        self._val_partners = None
-        if X_val is not None:
-            val_nbr = nearest_neighbors(proj[1], proj[0], k, exclude_self=False)
-            rows = torch.arange(X_val.shape[0], device=X.device)
-            self._val_partners = self._partners(val_nbr, rows, generator)
-        return self
-
-    def _fit_in_chunks(self, X, X_val, generator, shard):
-        """The same search over row chunks (data read on demand) and shared among
-        the processes of a data-parallel fit."""
-        from ._data import neighbor_table, project
-
-        k = self.n_neighbors
+        # Rows read on demand (or shared among processes) are searched in
+        # smaller blocks, the heap given back as it goes.
+        low_memory = shard is not None or not isinstance(X, torch.Tensor)
         others = () if X_val is None else (X_val,)
-        proj = project(
-            X,
-            *others,
-            n_dims=NEIGHBOR_DIMS,
-            generator=generator,
-            shard=shard,
-            exact_max=EXACT_PCA_MAX_FEATURES,
-        )
-        self.neighbors = neighbor_table(
-            proj[0], proj[0], k, exclude_self=True, shard=shard
+        proj = principal_projection(X, *others, generator=generator, shard=shard)
+        search = dict(shard=shard, low_memory=low_memory)
+        self.neighbors = nearest_neighbors(
+            proj[0], proj[0], k, exclude_self=True, **search
         )
         self._val_partners = None
         if X_val is not None:
-            val_nbr = neighbor_table(
-                proj[1], proj[0], k, exclude_self=False, shard=shard
+            val_nbr = nearest_neighbors(
+                proj[1], proj[0], k, exclude_self=False, **search
             )
             rows = torch.arange(X_val.shape[0], device=X.device)
             self._val_partners = self._partners(val_nbr, rows, generator)
