@@ -430,3 +430,20 @@ def test_workflow_without_mnist_skips_its_sections_and_resume_keeps_sections(
     assert list(saved["sections"]) == ["sys", "ranks"] and "resumed" in saved["command"]
     with pytest.raises(SystemExit, match="quick=True"):  # not mixed with a full run
         bench.main(["--resume", "--sections", "grid", "--out", str(out)])
+
+
+@pytest.mark.slow
+def test_explore_matching_weights_and_calibration_run_and_write_json(tmp_path):
+    script = ROOT / "benchmarks" / "explore_matching.py"
+    for study in ("weights", "calibration"):
+        out = tmp_path / f"{study}.json"
+        res = _run(
+            [study, "digits8", "--params", '{"max_steps": 5}', "--out", str(out)],
+            tmp_path,
+            script,
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+        rows = json.loads(out.read_text())
+        assert rows[0]["seed"] == 0
+        judged = [v for v in rows[0].values() if isinstance(v, dict)]
+        assert judged and all(0.0 <= j["lr"] <= 1.0 for j in judged)
