@@ -146,7 +146,14 @@ def _finish(nets: Networks, views: Views, plan: FitPlan, result) -> float:
     if shard is not None:
         extra = {"shard": shard, "local_gen": shard.generator(plan.seeds.evaluation)}
     mutual_info = final_mi(
-        encoder, critic, nets.channel, views, batch_size, eval_gen, **extra
+        encoder,
+        critic,
+        nets.channel,
+        views,
+        batch_size,
+        eval_gen,
+        **extra,
+        objective=plan.train_config.objective,
     )
     if shard is not None:
         shard.check_replicas(encoder, critic)

@@ -20,7 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._core.channels import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
-from ._core.networks import CRITICS
+from ._core.critics import CRITICS
+from ._core.objectives import OBJECTIVES
 from ._core.sources import is_streamed
 from ._core.threads import auto_threads, thread_limit, training_environment
 from ._core.views import VIEWS
@@ -35,7 +36,13 @@ from ._persistence import (
 )
 from ._planning import MAX_WIDTH, CapacityWarning, check_input, plan_fit
 from ._priors import PRIOR_CONSTRAINTS
-from ._validation import Interval, StrOptions, _fit_context, derive_seeds
+from ._validation import (
+    Interval,
+    RegisteredNames,
+    StrOptions,
+    _fit_context,
+    derive_seeds,
+)
 
 __all__ = ["NoiseInjectedInfoMax", "CapacityWarning", "MatchWarning"]
 
@@ -148,6 +155,9 @@ default="gaussian"
         law whose every one-dimensional projection is Gaussian is jointly
         Gaussian. ``mutual_info_`` is then the sum of the slices' estimates and
         ``kl_upper_bound_`` bounds the summed KL of the noise-smoothed slices.
+        An objective registered in ``skdim_dm._core.objectives.OBJECTIVES`` is
+        accepted by its name and takes the joint configuration's ``"auto"``
+        settings.
 
     whiten : bool or "auto", default="auto"
         ``"auto"``: True with the sliced objective, False otherwise.
@@ -448,13 +458,13 @@ default="gaussian"
         "encoder": [StrOptions({"mlp", "conv"}), nn.Module],
         "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
-        "critic": [StrOptions(set(CRITICS))],
-        "objective": [StrOptions({"auto", "joint", "sliced"})],
+        "critic": [StrOptions(RegisteredNames(CRITICS))],
+        "objective": [StrOptions(RegisteredNames(OBJECTIVES, "auto"))],
         "whiten": ["boolean", StrOptions({"auto"})],
         "match_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "radial_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "gaussianize": [Interval(Integral, 0, None, closed="left")],
-        "augmentation": [StrOptions({"auto", *VIEWS}), callable],
+        "augmentation": [StrOptions(RegisteredNames(VIEWS, "auto")), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"features", "global"}), None],

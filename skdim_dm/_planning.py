@@ -24,6 +24,7 @@ from sklearn.utils.validation import validate_data
 
 from ._core.distributed import Shard, resolve_shard
 from ._core.networks import conv_input_shape, network_params
+from ._core.objectives import LOSS_TERMS, get_objective
 from ._core.sources import (
     RowSource,
     RowSubset,
@@ -194,7 +195,9 @@ def _plan(est, X, device, shard, partial) -> FitPlan:
         prior = before.prior
     base = prior.base
     settings = resolve_settings(est.get_params(deep=False), base.gaussian, partial)
-    _check_prior_needs(est, base)
+    if est.gaussianize and not base.gaussian:
+        raise ValueError("gaussianize needs the Gaussian prior")
+    get_objective(settings["objective"]).check_base(base.gaussian)
     scaling = standardization(est, X, None if before is None else before.moments)
     seeds = FitSeeds.derive(
         est.random_state, call=None if before is None else before.call
@@ -267,30 +270,20 @@ def _check_structure(est) -> None:
         )
 
 
-def _check_prior_needs(est, base) -> None:
-    if est.gaussianize and not base.gaussian:
-        raise ValueError("gaussianize needs the Gaussian prior")
-    if est.objective == "sliced" and not base.gaussian:
-        raise ValueError(
-            "objective='sliced' needs the Gaussian prior: a law whose every "
-            "projection is Gaussian is Gaussian, while projections of a "
-            "uniform law are not uniform"
-        )
-
-
 def _channel(est, base, settings, batch) -> tuple[float, float]:
     """``(capacity, noise_level)`` of a new model; ``CapacityWarning`` when a
     bound's share of the capacity is beyond what InfoNCE can measure."""
     d = est.n_components
-    sliced = settings["objective"] == "sliced"
+    objective = get_objective(settings["objective"])
     if est.noise_level == "auto":
-        capacity = base.auto_capacity(d, batch, sliced=sliced)
+        capacity = objective.auto_capacity(base, d, batch)
         noise_level = base.noise_level(capacity, d)
     else:
         noise_level = float(est.noise_level)
     capacity = base.capacity(noise_level, d)
-    # The sliced objective has one bound per component, the joint one in all.
-    per_bound = capacity / d if sliced else capacity
+    # The capacity is shared among the objective's bounds (one per component
+    # for the sliced objective, one in all for the joint one).
+    per_bound = capacity / objective.n_bounds(d)
     if per_bound > math.log(batch):
         warnings.warn(
             f"capacity {per_bound:.2f} nats per InfoNCE bound exceeds "
@@ -313,8 +306,9 @@ def _train_config(est, settings, batch, partial, before) -> TrainConfig:
         max_time=None if est.max_time is None else float(est.max_time),
         learning_rate=est.learning_rate,
         learning_rate_schedule=settings["learning_rate_schedule"],
-        match_weight=settings["match_weight"],
-        radial_weight=settings["radial_weight"],
+        objective=settings["objective"],
+        # each registered loss term is weighted by its setting "<name>_weight"
+        loss_weights={name: settings.get(f"{name}_weight", 0.0) for name in LOSS_TERMS},
         early_stopping=est.early_stopping,
         n_iter_no_change=est.n_iter_no_change,
         tol=est.tol,

@@ -11,7 +11,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,16 +19,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .bounds import epps_pulley, radial_normal_score
 from .channels import Channel
+from .critics import Critic
 from .distributed import Shard
-from .networks import Critic
+from .objectives import Loss, Objective
 from .views import Views
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "train",
+    "batch_latents",
     "estimate_mi",
     "final_mi",
     "optimizer_arrays",
@@ -63,13 +64,13 @@ class TrainConfig:
     #: Adam's state to resume from, as :func:`optimizer_arrays` gives it
     #: (``partial_fit``); ``None``: a fresh optimizer.
     optimizer_state: tuple | None = None
-    #: Weight of the joint-matching term (Epps-Pulley statistic of random
-    #: one-dimensional projections of the clean latents, times n_components)
-    #: subtracted from the bound; 0 turns it off.
-    match_weight: float = 0.0
-    #: Weight of the radial matching term (:func:`radial_penalty`); 0 turns it
-    #: off.
-    radial_weight: float = 0.0
+    #: The objective, a name in :data:`~skdim_dm._core.objectives.OBJECTIVES`
+    #: (the critic must be the one it builds).
+    objective: str = "joint"
+    #: Weights of the loss terms by name
+    #: (:data:`~skdim_dm._core.objectives.LOSS_TERMS`: ``"match"``,
+    #: ``"radial"``), each added to minus the bound; absent or 0: off.
+    loss_weights: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,54 +84,20 @@ class TrainResult:
     optimizer_state: dict | None = None
 
 
-def _pair_mi(
+def batch_latents(
     encoder: nn.Module,
-    critic: Critic,
-    channel: Channel,
     view_a: torch.Tensor,
     view_b: torch.Tensor,
-    generator: torch.Generator,
     shard: Shard | None = None,
     n_total: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """InfoNCE estimate on one batch of view pairs, and the clean latents of both
-    views; the noise goes on ``view_a``'s latents only. With a ``shard`` the views
-    are this rank's share of a global batch of ``n_total`` pairs (see
-    :meth:`Shard.pair_mi`)."""
+) -> torch.Tensor:
+    """The clean latents of a batch's two views, ``view_a``'s rows first. With
+    a ``shard`` the views are this rank's share of a global batch of ``n_total``
+    pairs and the latents are those of the whole global batch
+    (:meth:`Shard.latents`)."""
     if shard is not None:
-        return shard.pair_mi(
-            encoder, critic, channel, view_a, view_b, generator, n_total
-        )
-    n = view_a.shape[0]
-    e = encoder(torch.cat([view_a, view_b]))
-    critic.observe(e[:n], e[n:], generator)
-    y = channel(e[:n], generator)
-    return critic.bound(y, e[n:]), e
-
-
-#: Directions per step of the joint-matching term (a random orthonormal frame).
-MATCH_DIRECTIONS = 16
-
-
-def match_penalty(e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """``n_components`` times the mean Epps-Pulley distance to N(0, 1) of the
-    latents ``e`` projected on a fresh random orthonormal frame (up to
-    ``MATCH_DIRECTIONS`` directions). Scaled like the sliced bound, which sums one
-    term per component, so one weight suits every dimension."""
-    d = e.shape[1]
-    z = torch.randn((d, d), generator=generator, device=e.device, dtype=e.dtype)
-    q, r = torch.linalg.qr(z)
-    q = (q * torch.sign(torch.diagonal(r)))[:, : min(d, MATCH_DIRECTIONS)]
-    return d * epps_pulley(e @ q)
-
-
-def radial_penalty(e: torch.Tensor) -> torch.Tensor:
-    """``n_components`` times the Epps-Pulley distance to N(0, 1) of the normal
-    score of ``||e||^2`` against ``chi2(n_components)``
-    (:func:`radial_normal_score`). The projections of :func:`match_penalty` see
-    the radial law only weakly: a scale mixture of Gaussians has nearly Gaussian
-    projections and a far too wide (or narrow) law of the norm."""
-    return e.shape[1] * epps_pulley(radial_normal_score(e))
+        return shard.latents(encoder, view_a, view_b, n_total)
+    return encoder(torch.cat([view_a, view_b]))
 
 
 @torch.no_grad()
@@ -144,13 +111,17 @@ def estimate_mi(
     generator: torch.Generator,
     shard: Shard | None = None,
     local_gen: torch.Generator | None = None,
+    *,
+    objective: str | Objective,
 ) -> float:
-    """Mean InfoNCE estimate (nats) over full batches of ``sources`` in eval mode.
+    """Mean bound (nats) of ``objective`` over full batches of ``sources`` in
+    eval mode.
 
     ``sources`` are the two views' source rows (see :meth:`Views.sources`); the
     views' input channel is applied batch by batch. With a ``shard`` each rank
     makes the views of its share of every batch with ``local_gen``.
     """
+    loss = Loss(objective)
     was_training = encoder.training, critic.training
     encoder.eval()
     critic.eval()
@@ -166,11 +137,12 @@ def estimate_mi(
             rows = slice(k * bs + lo, k * bs + hi)
             va = views.view(a[rows], local_gen)
             vb = views.view(b[rows], local_gen)
-            total += _pair_mi(encoder, critic, channel, va, vb, generator, shard, bs)[0]
-            continue
-        va = views.view(a[rows], generator)
-        vb = views.view(b[rows], generator)
-        total += _pair_mi(encoder, critic, channel, va, vb, generator)[0]
+            latents = batch_latents(encoder, va, vb, shard, bs)
+        else:
+            va = views.view(a[rows], generator)
+            vb = views.view(b[rows], generator)
+            latents = batch_latents(encoder, va, vb)
+        total += loss.bound(critic, channel, latents, generator)
     encoder.train(was_training[0])
     critic.train(was_training[1])
     return float(total) / n_batches
@@ -186,10 +158,12 @@ def final_mi(
     max_batches: int = MI_EVAL_BATCHES,
     shard: Shard | None = None,
     local_gen: torch.Generator | None = None,
+    *,
+    objective: str | Objective,
 ) -> float:
-    """InfoNCE estimate of the trained model on up to ``max_batches`` batches of
-    random training rows (the first rows of sorted data would bias it: digits
-    sorted by label gave 0.88 against 1.72 nats)."""
+    """The bound of ``objective`` for the trained model on up to
+    ``max_batches`` batches of random training rows (the first rows of sorted
+    data would bias it: digits sorted by label gave 0.88 against 1.72 nats)."""
     n = views.n_samples
     rows = torch.randperm(n, generator=generator, device=views.X.device)
     rows = rows[: min(n, max_batches * batch_size)]
@@ -203,6 +177,7 @@ def final_mi(
         batch_size,
         generator,
         *(() if shard is None else (shard, local_gen)),
+        objective=objective,
     )
 
 
@@ -217,7 +192,8 @@ def train(
     shard: Shard | None = None,
     local_seed: int = 0,
 ) -> TrainResult:
-    """Maximize the InfoNCE bound through the noisy channel. Modifies modules in place.
+    """Maximize the objective's bound through the noisy channel (minus the
+    weighted loss terms). Modifies modules in place.
 
     ``views`` is fitted: it holds the training rows (and the validation rows, whose
     estimate is logged as ``val_mi`` after every epoch).
@@ -236,6 +212,7 @@ def train(
     if config.optimizer_state is not None:
         optimizer.load_state_dict(_adam_state(optimizer, config.optimizer_state))
     X = views.X
+    loss_of = Loss(config.objective, config.loss_weights)
     val_sources = views.validation_sources()
     n = X.shape[0]
     bs = min(config.batch_size, n)
@@ -273,8 +250,9 @@ def train(
             critic.train()
             order = torch.randperm(n, generator=generator, device=X.device)
             total = torch.zeros((), device=X.device)
-            match_total = torch.zeros((), device=X.device)
-            radial_total = torch.zeros((), device=X.device)
+            term_totals = {
+                term.name: torch.zeros((), device=X.device) for term, _ in loss_of.terms
+            }
             steps = min(n_batches, total_steps - result.n_steps)
             taken = 0
             for k in range(steps):
@@ -289,30 +267,13 @@ def train(
                 rows = order[k * bs : (k + 1) * bs]
                 if shard is None:
                     view_a, view_b = views.sample(rows, generator)
-                    mi, e = _pair_mi(
-                        encoder, critic, channel, view_a, view_b, generator
-                    )
+                    e = batch_latents(encoder, view_a, view_b)
                 else:
                     view_a, view_b = views.sample(shard.local(rows), local_gen)
-                    mi, e = _pair_mi(
-                        encoder,
-                        critic,
-                        channel,
-                        view_a,
-                        view_b,
-                        generator,
-                        shard,
-                        len(rows),
-                    )
-                loss = -mi
-                if config.match_weight > 0:
-                    penalty = match_penalty(e, generator)
-                    loss = loss + config.match_weight * penalty
-                    match_total += penalty.detach()
-                if config.radial_weight > 0:
-                    penalty = radial_penalty(e)
-                    loss = loss + config.radial_weight * penalty
-                    radial_total += penalty.detach()
+                    e = batch_latents(encoder, view_a, view_b, shard, len(rows))
+                loss, mi, values = loss_of(critic, channel, e, generator)
+                for name, value in values.items():
+                    term_totals[name] += value.detach()
                 if check_each_step and not torch.isfinite(loss):
                     break  # reported below, before a poisoned step is taken
                 optimizer.zero_grad(set_to_none=True)
@@ -341,14 +302,10 @@ def train(
                 "mi": mi_epoch,
                 "learning_rate": optimizer.param_groups[0]["lr"],
             }
-            if config.match_weight > 0:
-                match_epoch = float(match_total) / steps
-                logs["match"] = match_epoch
-                logs["loss"] = -mi_epoch + config.match_weight * match_epoch
-            if config.radial_weight > 0:
-                radial_epoch = float(radial_total) / steps
-                logs["radial"] = radial_epoch
-                logs["loss"] += config.radial_weight * radial_epoch
+            for term, weight in loss_of.terms:
+                value = float(term_totals[term.name]) / steps
+                logs[term.name] = value
+                logs["loss"] += weight * value
             if val_sources is not None:
                 val_generator.manual_seed(val_seed)
                 val_extra = ()
@@ -363,6 +320,7 @@ def train(
                     bs,
                     val_generator,
                     *val_extra,
+                    objective=loss_of.objective,
                 )
             logs["time"] = time.perf_counter() - t0
             result.history.append(logs)
