@@ -30,6 +30,7 @@ __all__ = [
     "resolve_device",
     "derive_seeds",
     "FitSeeds",
+    "DetectorSeeds",
     "import_lazy_torch_modules",
 ]
 
@@ -191,3 +192,20 @@ class FitSeeds(NamedTuple):
                 for seed in seeds
             ]
         return cls(*seeds)
+
+
+class DetectorSeeds(NamedTuple):
+    """The seeds of one :class:`~skdim_dm.LatentOutlierDetector` ``fit``, one per
+    random role (derived as they always were: the folds' seed first, then one
+    per embedder)."""
+
+    #: The split of the rows into training and calibration folds.
+    folds: int
+    #: The ``random_state`` of each fold's embedder, in fold order (as many as
+    #: ``max(n_folds, 1)``; a split-conformal fit uses the first).
+    embedders: tuple[int, ...]
+
+    @classmethod
+    def derive(cls, random_state, n_folds: int) -> DetectorSeeds:
+        folds, *embedders = derive_seeds(random_state, 1 + max(n_folds, 1))
+        return cls(folds, tuple(embedders))
