@@ -3,7 +3,7 @@
 The analytic critics' logits scale as ``1 / noise_level^2``; with a small noise
 the InfoNCE softmax underflows into subnormal floats, which x86 CPUs process in
 microcode. ``fit`` and ``partial_fit`` now flush them to zero in the training
-thread (``skdim_dm._infomax._flush_denormals``). This script times the detection
+thread (``skdim_dm._core.threads.flush_denormals``). This script times the detection
 embedder (``outlier_embedder``: ``noise_level=0.1``, full-batch steps on small
 sets) with that flush and with it replaced by a no-op, in the same process,
 alternating, and reports medians and their ratio. MNIST rows come from ``--mnist``
@@ -25,7 +25,7 @@ import numpy as np
 from _common import load_mnist, setup_threads, write_json
 from sklearn.datasets import load_digits
 
-import skdim_dm._infomax as infomax
+import skdim_dm._core.threads as threads
 from skdim_dm import outlier_embedder
 
 HERE = Path(__file__).parent
@@ -45,7 +45,7 @@ def fit_seconds(X, standardize, flush):
     patch = (
         contextlib.nullcontext()
         if flush
-        else _patched(infomax, "_flush_denormals", contextlib.nullcontext)
+        else _patched(threads, "flush_denormals", contextlib.nullcontext)
     )
     with patch, warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -24,7 +24,7 @@ from skdim_dm._core.bounds import (
     sliced_student_infonce,
 )
 from skdim_dm._core.channels import GaussianChannel
-from skdim_dm._core.networks import AnalyticCritic, StudentCritic
+from skdim_dm._core.critics import AnalyticCritic, StudentCritic
 
 
 def _time(fn, inner=5):

@@ -46,7 +46,7 @@ from skdim_dm import NoiseInjectedInfoMax, capacity_to_noise_level
 
 # Private helpers, used only to time each critic in isolation (no patching).
 from skdim_dm._core.bases import get_base
-from skdim_dm._core.networks import CRITICS
+from skdim_dm._core.critics import CRITICS
 
 BATCH = 512
 D = 2

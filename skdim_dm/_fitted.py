@@ -1,6 +1,6 @@
 """The fitted attributes of :class:`~skdim_dm.NoiseInjectedInfoMax`, declared once.
 
-``fit`` clears them all before it starts, ``save`` writes those it has, and
+``fit`` clears them all before it starts (:func:`clear_fitted`), ``save`` writes those it has, and
 ``load`` refuses a file that lacks a required one or holds one not declared here.
 A new fitted attribute is one line in :data:`FITTED_ATTRIBUTES` (plus its check in
 ``_persistence._check_fitted``).
@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["FittedAttribute", "FITTED_ATTRIBUTES", "FITTED", "REQUIRED", "OPTIONAL"]
+__all__ = [
+    "FittedAttribute",
+    "FITTED_ATTRIBUTES",
+    "FITTED",
+    "REQUIRED",
+    "OPTIONAL",
+    "clear_fitted",
+]
 
 
 class FittedAttribute(NamedTuple):
@@ -64,3 +71,9 @@ OPTIONAL = tuple(a.name for a in FITTED_ATTRIBUTES if not a.required)
 NOT_SAVED = tuple(a.name for a in FITTED_ATTRIBUTES if not a.saved)
 #: Adam's state (``partial_fit``): all three or none.
 ADAM = ("_adam_moments", "_adam_steps", "_adam_index")
+
+
+def clear_fitted(est) -> None:
+    """Remove every fitted attribute of ``est``, so that it is unfitted."""
+    for name in FITTED:
+        est.__dict__.pop(name, None)

@@ -1,283 +1,54 @@
-"""NoiseInjectedInfoMax: the scikit-learn face of noise-injected Deep InfoMax."""
+"""NoiseInjectedInfoMax: the scikit-learn face of noise-injected Deep InfoMax.
+
+The estimator validates its parameters and delegates: the planner
+(:mod:`skdim_dm._planning`) checks the data and parameters and resolves them
+into a plan, :mod:`skdim_dm._fitting` builds, trains and assembles the fitted
+state, and the numeric work is in the torch-only core (:mod:`skdim_dm._core`).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import math
-import threading
-import warnings
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._core.channels import MAX_NOISE_LEVEL, MIN_NOISE_LEVEL
-from ._core.distributed import Shard, resolve_shard
-from ._core.heap import keep_heap
-from ._core.networks import CRITICS, Networks, build_networks, conv_input_shape
-from ._core.networks import network_params as network_params_of
-from ._core.sources import (
-    RowSource,
-    RowSubset,
-    StreamedRows,
-    as_source,
-    check_finite,
-    is_streamed,
-    moments,
-    update_moments,
-)
-from ._core.training import TrainConfig, final_mi, optimizer_arrays, train
-from ._core.views import VIEWS, Views, make_views
-from ._fitted import FITTED as _FITTED
-from ._gaussianize import Gaussianizer
-from ._metrics import joint_match, prior_match_score
+from ._core.critics import CRITICS
+from ._core.objectives import OBJECTIVES
+from ._core.sources import is_streamed
+from ._core.threads import auto_threads, thread_limit, training_environment
+from ._core.views import VIEWS
+from ._fitted import clear_fitted
+from ._fitting import MatchWarning, diagnose, fit_networks, transform_rows
+from ._metrics import prior_match_score
 from ._persistence import (
     blobs_to_modules,
     load_estimator,
     modules_to_blobs,
     save_estimator,
 )
-from ._priors import PRIOR_CONSTRAINTS, Prior, resolve_prior
-from ._settings import resolve_settings
+from ._planning import MAX_WIDTH, CapacityWarning, check_input, plan_fit
+from ._priors import PRIOR_CONSTRAINTS
 from ._validation import (
-    FitSeeds,
     Interval,
+    RegisteredNames,
     StrOptions,
     _fit_context,
     derive_seeds,
-    import_lazy_torch_modules,
-    resolve_device,
 )
 
-__all__ = ["NoiseInjectedInfoMax", "CapacityWarning"]
+__all__ = ["NoiseInjectedInfoMax", "CapacityWarning", "MatchWarning"]
 
 #: Largest ``learning_rate``: Adam's step is about the learning rate itself, and
 #: torch refuses rates that overflow float32.
 MAX_LEARNING_RATE = 10.0
-#: Largest latent or hidden width.
-MAX_WIDTH = 2**16
-#: Parameters of the built networks beyond which ``fit`` refuses to allocate.
-MAX_PARAMETERS = 2**30
-#: Integer parameters, for which a bool (an Integral to Python) is refused.
-_INT_PARAMS = (
-    "n_components",
-    "n_neighbors",
-    "batch_size",
-    "max_epochs",
-    "n_iter_no_change",
-)
-#: Largest ``|mean| + std`` of a feature with ``standardize=None``: the float32
-#: networks see X unscaled, and on a 6-feature table fits at 1e19 times unit
-#: scale lost information while at 1e20 the latents collapsed to a constant.
-MAX_UNSCALED = 1e19
-#: ``n_threads="auto"`` runs MLP encoders up to this hidden width on one thread.
-AUTO_ONE_THREAD_WIDTH = 512
-#: Rows per chunk in ``transform``.
-TRANSFORM_CHUNK = 16384
-
-#: Parameters that ``partial_fit`` may change between calls (the others are fixed
-#: by the first call, as the networks and the standardization are).
-PARTIAL_FIT_MUTABLE = (
-    "augmentation",
-    "match_weight",
-    "radial_weight",
-    "n_neighbors",
-    "input_noise",
-    "batch_size",
-    "learning_rate",
-    "learning_rate_schedule",  # must be "constant" for partial_fit
-    "device",
-    "random_state",
-    "n_threads",
-    "verbose",
-    "callbacks",
-    "distributed",
-    "max_time",
-    # ignored by partial_fit
-    "max_steps",
-    "max_epochs",
-    "early_stopping",
-    "validation_fraction",
-    "n_iter_no_change",
-    "tol",
-)
-
-
-def _moments(X, axis):
-    """Mean and standard deviation (float64) of an array or a RowSource."""
-    if isinstance(X, RowSource):
-        return moments(X, axis)
-    return X.mean(axis=axis, dtype=np.float64), X.std(axis=axis, dtype=np.float64)
-
-
-def _is_constant(scale, mean, n_samples):
-    """Features whose spread is within rounding of their mean, as scikit-learn's
-    ``StandardScaler`` decides it: relative, so a feature in tiny units (1e-16)
-    still counts, while ``1e6 + rounding noise`` does not."""
-    eps = np.finfo(np.float64).eps
-    var = scale * scale
-    return var <= n_samples * eps * var + (n_samples * mean * eps) ** 2
-
-
-def _in_new_thread(function):
-    """``function()`` run in a new thread: torch's thread count there is the
-    one new threads start with."""
-    out = []
-    thread = threading.Thread(target=lambda: out.append(function()))
-    thread.start()
-    thread.join()
-    return out[0]
-
-
-class _ThreadLimits:
-    """The thread settings while fits and transforms run, restored whatever the
-    interleaving of overlapping calls (fits in several Python threads).
-
-    Three settings change: the BLAS pools' sizes (per process), the calling
-    thread's torch count (OpenMP keeps one per thread) and the count new
-    threads start with (the last one set anywhere). Each call restores its own
-    thread's count; the first call in saves the other two and the last call out
-    restores them. Saving all three per call, interleaved, left them at one
-    call's count instead of the caller's."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.active = 0
-        self.saved = None
-
-    @contextlib.contextmanager
-    def limit(self, n_threads: int):
-        own = torch.get_num_threads()
-        with self.lock:
-            if self.active == 0:
-                default = _in_new_thread(torch.get_num_threads)
-                self.saved = (default, threadpool_limits(limits=n_threads))
-            else:
-                threadpool_limits(limits=n_threads)  # restored by the first
-            self.active += 1
-            torch.set_num_threads(n_threads)
-        try:
-            yield
-        finally:
-            with self.lock:
-                torch.set_num_threads(own)
-                self.active -= 1
-                if self.active == 0:
-                    default, blas = self.saved
-                    self.saved = None
-                    blas.restore_original_limits()
-                    if default != own:
-                        _in_new_thread(lambda: torch.set_num_threads(default))
-
-
-_THREAD_LIMITS = _ThreadLimits()
-
-
-@contextlib.contextmanager
-def _thread_limit(n_threads):
-    """Run with ``n_threads`` torch and BLAS threads; the settings are restored
-    when the last overlapping call ends."""
-    if n_threads is None:
-        yield
-        return
-    with _THREAD_LIMITS.limit(int(n_threads)):
-        yield
-
-
-def _denormals_flushed() -> bool:
-    """Whether this thread's CPU flushes subnormal floats to zero (FTZ/DAZ)."""
-    return bool((torch.tensor(1e-39, dtype=torch.float32) * 2.0).item() == 0.0)
-
-
-@contextlib.contextmanager
-def _flush_denormals():
-    """Flush subnormal floats to zero in this thread while training, as
-    ``torch.set_flush_denormal(True)``, and restore the previous mode afterwards.
-
-    The analytic critics' logits scale as ``1 / noise_level^2``, so the softmax
-    of a small-noise fit underflows into subnormal floats, which x86 CPUs handle
-    in microcode: a 480-row MNIST fit with ``noise_level=0.1`` took 48 s instead
-    of 5 s (200 full-batch steps, one thread). Values below ``1.2e-38`` change
-    no InfoNCE estimate. The mode is per thread; with ``n_threads="auto"`` an MLP
-    trains in the calling thread."""
-    before = _denormals_flushed()
-    if before or not torch.set_flush_denormal(True):
-        yield  # already on, or a CPU without the mode
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
-@contextlib.contextmanager
-def _global_rng_for_user_modules(encoder, device, seed):
-    """A seeded fork of torch's global generator, only when a user's module might
-    draw from it (a Dropout layer, say): then its fit is reproducible and the
-    caller's state is restored afterwards. Our own networks draw every random
-    number from local generators, so for them the global generator is neither
-    read nor written, and fits running in several threads cannot interfere."""
-    if not isinstance(encoder, nn.Module):
-        yield
-        return
-    fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(seed)
-        yield
-
-
-@dataclass
-class _FitPlan:
-    """What ``fit`` resolved from the data and parameters before building anything."""
-
-    X_train: np.ndarray | RowSubset
-    X_val: np.ndarray | RowSubset | None
-    mean: np.ndarray
-    scale: np.ndarray
-    prior: Prior
-    device: torch.device
-    seeds: FitSeeds
-    batch_size: int
-    capacity: float
-    views: Views
-    #: The keyword arguments of :func:`build_networks` (all but the seed).
-    network_params: dict
-    #: This process's part in a data-parallel fit, or None.
-    shard: Shard | None = None
-    #: Running moments of the input (``count``, ``mean``, ``m2``) for partial_fit.
-    moments: dict | None = None
-    #: TrainConfig fields that differ from the parameters (partial_fit).
-    train_overrides: dict | None = None
-    #: The effective settings, "auto" resolved (:func:`resolve_settings`).
-    settings: dict | None = None
-
-
-class CapacityWarning(UserWarning):
-    """The channel capacity exceeds what InfoNCE can measure with this batch size."""
-
-
-class MatchWarning(UserWarning):
-    """The fitted latents are far from the prior by the graded joint measure."""
-
-
-#: Diagnostics after fit: at most this many rows are encoded and measured, and
-#: none below ``DIAGNOSTIC_MIN_ROWS`` (too few to tell anything from the floor).
-DIAGNOSTIC_MAX_ROWS = 2000
-DIAGNOSTIC_MIN_ROWS = 200
-#: ``MatchWarning`` when a ratio exceeds this multiple of its exact-sample 95%
-#: quantile.
-DIAGNOSTIC_TOLERANCE = 2.0
 
 
 class NoiseInjectedInfoMax(
@@ -384,6 +155,9 @@ default="gaussian"
         law whose every one-dimensional projection is Gaussian is jointly
         Gaussian. ``mutual_info_`` is then the sum of the slices' estimates and
         ``kl_upper_bound_`` bounds the summed KL of the noise-smoothed slices.
+        An objective registered in ``skdim_dm._core.objectives.OBJECTIVES`` is
+        accepted by its name and takes the joint configuration's ``"auto"``
+        settings.
 
     whiten : bool or "auto", default="auto"
         ``"auto"``: True with the sliced objective, False otherwise.
@@ -684,13 +458,13 @@ default="gaussian"
         "encoder": [StrOptions({"mlp", "conv"}), nn.Module],
         "hidden_layer_sizes": [tuple, list],
         "input_shape": ["array-like", None],
-        "critic": [StrOptions(set(CRITICS))],
-        "objective": [StrOptions({"auto", "joint", "sliced"})],
+        "critic": [StrOptions(RegisteredNames(CRITICS))],
+        "objective": [StrOptions(RegisteredNames(OBJECTIVES, "auto"))],
         "whiten": ["boolean", StrOptions({"auto"})],
         "match_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "radial_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "gaussianize": [Interval(Integral, 0, None, closed="left")],
-        "augmentation": [StrOptions({"auto", *VIEWS}), callable],
+        "augmentation": [StrOptions(RegisteredNames(VIEWS, "auto")), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"features", "global"}), None],
@@ -827,17 +601,16 @@ default="gaussian"
             weights trained so far are kept, the estimator is fitted with them,
             and the interrupt propagates so that the caller stops too.
         """
-        self._clear_fitted()
+        clear_fitted(self)
         try:
-            with (
-                _thread_limit(self._threads()),
-                _flush_denormals(),
-                keep_heap(not is_streamed(X)),
-            ):
-                result = self._fit(X)
+            with training_environment(self._threads(), is_streamed(X)):
+                plan = plan_fit(self, X)
+                fitted, result = fit_networks(plan)
+                self.__dict__.update(fitted)  # at once: an interrupt cannot split it
+                self.joint_match_ = diagnose(self, plan)
         except BaseException:
             # A failed fit never leaves an estimator that looks fitted.
-            self._clear_fitted()
+            clear_fitted(self)
             raise
         if result.interrupted:
             raise KeyboardInterrupt(
@@ -924,628 +697,18 @@ default="gaussian"
         """
         first = not hasattr(self, "encoder_")
         if first:
-            self._clear_fitted()
+            clear_fitted(self)
         try:
-            with (
-                _thread_limit(self._threads()),
-                _flush_denormals(),
-                keep_heap(not is_streamed(X)),
-            ):
-                if first:
-                    self._fit(X, partial=True)
-                else:
-                    self._fit_more(X)
+            with training_environment(self._threads(), is_streamed(X)):
+                plan = plan_fit(self, X, partial=True)
+                # A later call trains copies: the estimator changes only here.
+                fitted, _ = fit_networks(plan, previous=None if first else self)
+                self.__dict__.update(fitted)
             return self
         except BaseException:
             if first:
-                self._clear_fitted()
+                clear_fitted(self)
             raise
-
-    def _fit_more(self, X):
-        """A later partial_fit call: one pass over ``X`` from the current state,
-        trained on copies and stored in one step at the end, so that a failure
-        or an interrupt leaves the estimator as it was."""
-        device = resolve_device(self.device)
-        shard = resolve_shard(self.distributed, device)
-        if shard is None:
-            plan = self._plan_more(X, device, None)
-        else:
-            try:
-                plan = self._plan_more(X, shard.device, shard)
-            except Exception as exc:
-                shard.agree(exc)
-                raise
-            shard.agree(None)
-        import_lazy_torch_modules()
-        built = build_networks(seed=plan.seeds.weights, **plan.network_params)
-        critic = (
-            copy.deepcopy(self.critic_) if hasattr(self, "critic_") else built.critic
-        )
-        nets = Networks(copy.deepcopy(self.encoder_), critic, built.channel)
-        views = self._fit_views(plan)
-        result, mutual_info = self._train(nets, views, plan)
-        fitted = self._fitted_state(nets, views, plan, result, mutual_info)
-        for entry in fitted["history_"]:
-            entry["epoch"] += self.n_iter_
-        fitted["n_iter_"] += self.n_iter_
-        fitted["n_steps_"] += self.n_steps_
-        fitted["history_"] = self.history_ + fitted["history_"]
-        self._store(fitted)
-
-    def _plan_more(self, X, device, shard) -> _FitPlan:
-        X = self._validated(X, reset=False, min_samples=2)
-        self._check_params(X.shape[1])
-        changed = [
-            name
-            for name, value in self._structure_params().items()
-            if self._structure.get(name) != value
-        ]
-        if changed:
-            raise ValueError(
-                f"{changed} changed since the networks were built; partial_fit "
-                "continues the same model: restore them, or call fit to start over"
-            )
-        if self.learning_rate_schedule not in ("constant", "auto"):
-            raise ValueError(
-                "partial_fit has no horizon to anneal over: use "
-                "learning_rate_schedule='constant' (or fit)"
-            )
-        count, mean, m2 = self._input_moments
-        previous = {"count": count[0], "mean": mean, "m2": m2}
-        if self.standardize == "global":
-            previous = {k: v if k == "count" else v[0] for k, v in previous.items()}
-        mean, scale, raw = self._standardization(X, previous)
-        seeds = FitSeeds.derive(self.random_state, call=self.n_iter_)
-        settings = resolve_settings(
-            self.get_params(deep=False), self.prior_.base.gaussian, partial=True
-        )
-        views = make_views(
-            settings["augmentation"], self.input_noise, n_neighbors=self.n_neighbors
-        )
-        views.check_n_samples(X.shape[0])
-        batch = min(settings["batch_size"], X.shape[0])
-        self._check_batch(batch, X.shape[0])
-        if shard is not None:
-            self._check_shards(shard, X, mean, scale, batch)
-        network_params = network_params_of(
-            self.get_params(deep=False),
-            settings,
-            self.n_features_in_,
-            self.prior_.base.name,
-            self.noise_level_,
-        )
-        adam = None
-        if hasattr(self, "_adam_moments"):
-            adam = (self._adam_moments, self._adam_steps, self._adam_index)
-        overrides = dict(
-            max_epochs=1, max_steps=None, early_stopping=False, optimizer_state=adam
-        )
-        X_train = RowSubset(X, None) if isinstance(X, RowSource) else X
-        return _FitPlan(
-            X_train,
-            None,
-            mean,
-            scale,
-            self.prior_,
-            device,
-            seeds,
-            batch,
-            self.capacity_,
-            views,
-            network_params,
-            shard,
-            raw,
-            overrides,
-            settings,
-        )
-
-    def _structure_params(self) -> dict:
-        """The parameters that the first fit or partial_fit call fixes, in a
-        form that JSON keeps (objects by their type's name)."""
-
-        def key(value):
-            if isinstance(value, (list, tuple)) and all(
-                isinstance(v, (str, int, float, bool, type(None))) for v in value
-            ):
-                return tuple(value)
-            if isinstance(value, (str, int, float, bool, type(None))):
-                return value
-            return type(value).__name__
-
-        params = self.get_params(deep=False)
-        return {
-            name: key(value)
-            for name, value in params.items()
-            if name not in PARTIAL_FIT_MUTABLE
-        }
-
-    def _fit(self, X, partial=False):
-        """Fit from scratch; returns the training result (``interrupted`` when
-        ``fit`` was interrupted: the weights trained so far are stored)."""
-        plan = self._plan(X, partial)
-        import_lazy_torch_modules()
-        nets = build_networks(seed=plan.seeds.weights, **plan.network_params)
-        views = self._fit_views(plan)
-        result, mutual_info = self._train(nets, views, plan)
-        self._store(self._fitted_state(nets, views, plan, result, mutual_info))
-        if not partial:
-            self.joint_match_ = self._diagnose(plan)
-        return result
-
-    def _diagnose(self, plan: _FitPlan) -> dict | None:
-        """The graded joint measure (:func:`~skdim_dm.metrics.joint_match`) of
-        the fitted latents, on the validation rows when ``early_stopping`` held
-        some out, else on training rows (up to ``DIAGNOSTIC_MAX_ROWS`` of either);
-        a ``MatchWarning`` names what helps when a view is far from its floor."""
-        held_out = plan.X_val is not None
-        rows = plan.X_val if held_out else plan.X_train
-        if isinstance(rows, RowSubset) or rows.shape[0] < DIAGNOSTIC_MIN_ROWS:
-            return None
-        if rows.shape[0] > DIAGNOSTIC_MAX_ROWS:
-            pick = np.random.default_rng(plan.seeds.evaluation).choice(
-                rows.shape[0], DIAGNOSTIC_MAX_ROWS, replace=False
-            )
-            rows = rows[np.sort(pick)]
-        # In the base's coordinates (N(0, I) or U([0,1]^d)), where the floor is.
-        Z = plan.prior.from_target(self._transform(rows))
-        result = joint_match(Z, plan.prior.base.name, n_directions=128, n_reference=8)
-        report = {k: float(v) for k, v in result._asdict().items()}
-        report.update(rows=int(Z.shape[0]), held_out=held_out)
-        far = [
-            view
-            for view in ("sliced", "radial", "cov")
-            if report[f"{view}_ratio"]
-            > DIAGNOSTIC_TOLERANCE * report[f"{view}_ratio_q95"]
-        ]
-        if far:
-            where = "held-out" if held_out else "training"
-            warnings.warn(
-                f"the {where} latents are far from the prior: "
-                + ", ".join(f"{v}_ratio {report[f'{v}_ratio']:.2f}" for v in far)
-                + " (1.0 is an exact sample; "
-                + ", ".join(f"{report[f'{v}_ratio_q95']:.2f}" for v in far)
-                + " its 95% quantile). The defaults (objective='auto') match "
-                "jointly above two components; raise match_weight (the sliced "
-                "view) or radial_weight (the radial view) to match more closely, "
-                "or set gaussianize=10 (see joint_match_).",
-                MatchWarning,
-                stacklevel=5,
-            )
-        return report
-
-    def _plan(self, X, partial=False) -> _FitPlan:
-        """Validate the data and parameters and resolve everything ``fit`` needs,
-        before anything is built. In a data-parallel fit every process checks
-        its own input, and all raise when one fails."""
-        device = resolve_device(self.device)
-        shard = resolve_shard(self.distributed, device)
-        if shard is None:
-            return self._plan_local(X, device, None, partial)
-        try:
-            plan = self._plan_local(X, shard.device, shard, partial)
-        except Exception as exc:
-            shard.agree(exc)
-            raise
-        shard.agree(None)
-        return plan
-
-    def _plan_local(self, X, device, shard, partial) -> _FitPlan:
-        X = self._validated(X, reset=True, min_samples=2)
-        n_features = X.shape[1]
-        self._check_params(n_features)
-        if partial and self.learning_rate_schedule not in ("constant", "auto"):
-            raise ValueError(
-                "partial_fit has no horizon to anneal over: use "
-                "learning_rate_schedule='constant' (or fit)"
-            )
-        prior = resolve_prior(self.prior, self.n_components)
-        base = prior.base
-        seeds = FitSeeds.derive(self.random_state)
-        if self.gaussianize and not base.gaussian:
-            raise ValueError("gaussianize needs the Gaussian prior")
-        if self.objective == "sliced" and not base.gaussian:
-            raise ValueError(
-                "objective='sliced' needs the Gaussian prior: a law whose every "
-                "projection is Gaussian is Gaussian, while projections of a "
-                "uniform law are not uniform"
-            )
-        mean, scale, raw = self._standardization(X)
-        X_train, X_val = self._split(X, seeds.split, hold_out=not partial)
-        if isinstance(X, RowSource):
-            X_train = RowSubset(X, X_train)
-            X_val = None if X_val is None else RowSubset(X, X_val)
-        settings = resolve_settings(self.get_params(deep=False), base.gaussian, partial)
-        views = make_views(
-            settings["augmentation"], self.input_noise, n_neighbors=self.n_neighbors
-        )
-        views.check_n_samples(X_train.shape[0], after_split=X_val is not None)
-        batch = min(settings["batch_size"], X_train.shape[0])
-        self._check_batch(batch, X_train.shape[0])
-        if shard is not None:
-            self._check_shards(shard, X, mean, scale, batch)
-        sliced = settings["objective"] == "sliced"
-        if self.noise_level == "auto":
-            capacity = base.auto_capacity(self.n_components, batch, sliced=sliced)
-            noise_level = base.noise_level(capacity, self.n_components)
-        else:
-            noise_level = float(self.noise_level)
-        capacity = base.capacity(noise_level, self.n_components)
-        # The sliced objective has one bound per component, the joint one in all.
-        per_bound = capacity / self.n_components if sliced else capacity
-        if per_bound > math.log(batch):
-            warnings.warn(
-                f"capacity {per_bound:.2f} nats per InfoNCE bound exceeds "
-                f"log(batch_size) = {math.log(batch):.2f}: InfoNCE cannot reach it, "
-                "so the MI estimate saturates and matching weakens. Raise "
-                "noise_level or batch_size.",
-                CapacityWarning,
-                stacklevel=5,
-            )
-        network_params = network_params_of(
-            self.get_params(deep=False), settings, n_features, base.name, noise_level
-        )
-        overrides = None
-        if partial:
-            overrides = dict(max_epochs=1, max_steps=None, early_stopping=False)
-        return _FitPlan(
-            X_train,
-            X_val,
-            mean,
-            scale,
-            prior,
-            device,
-            seeds,
-            batch,
-            capacity,
-            views,
-            network_params,
-            shard,
-            raw,
-            overrides,
-            settings,
-        )
-
-    def _check_batch(self, batch, n_rows):
-        """``whiten=True`` whitens each batch by its own covariance, which has
-        rank at most ``batch - 1``."""
-        if self.whiten and batch <= self.n_components:
-            raise ValueError(
-                f"whiten=True whitens each batch by its covariance, which needs "
-                f"more rows than n_components={self.n_components}; batches have "
-                f"{batch} (batch_size={self.batch_size}, {n_rows} training rows): "
-                "raise batch_size, pass more rows, or lower n_components"
-            )
-
-    def _check_shards(self, shard, X, mean, scale, batch):
-        """Every process of a data-parallel fit must see the same data and
-        parameters (their statistics must agree), and every process needs rows
-        in each batch."""
-        if batch < shard.world_size:
-            raise ValueError(
-                f"a batch of {batch} rows cannot be shared among {shard.world_size} "
-                "processes: raise batch_size (or pass more samples)"
-            )
-        params = {
-            k: (
-                v
-                if isinstance(v, (str, int, float, bool, tuple, type(None)))
-                else type(v).__name__
-            )
-            for k, v in self.get_params(deep=False).items()
-        }
-        shard.check_same("parameters", params)
-        digest = (tuple(X.shape), float(np.sum(mean)), float(np.sum(scale)))
-        shard.check_same("data (shape, sum of means, sum of scales)", digest)
-
-    def _fit_views(self, plan: _FitPlan) -> Views:
-        """The standardized training (and validation) rows on the training device,
-        and the views fitted on them."""
-
-        def to_tensor(a):
-            if isinstance(a, RowSubset):  # read batch by batch, never whole
-                return StreamedRows(
-                    a.source, a.index, plan.mean, plan.scale, plan.device
-                )
-            a = ((a - plan.mean) / plan.scale).astype(np.float32)
-            return torch.as_tensor(a, device=plan.device)
-
-        X_val = None if plan.X_val is None else to_tensor(plan.X_val)
-        gen = torch.Generator(device=plan.device).manual_seed(plan.seeds.views)
-        if plan.shard is None:
-            return plan.views.fit(to_tensor(plan.X_train), X_val, gen)
-        return plan.views.fit(to_tensor(plan.X_train), X_val, gen, shard=plan.shard)
-
-    def _train(self, nets: Networks, views: Views, plan: _FitPlan):
-        """Train on the device; calibrate the normalization; estimate the MI."""
-        encoder = nets.encoder.to(plan.device)
-        critic = nets.critic.to(plan.device)
-        config = TrainConfig(
-            batch_size=plan.batch_size,
-            max_epochs=self.max_epochs,
-            max_steps=plan.settings["max_steps"],
-            max_time=None if self.max_time is None else float(self.max_time),
-            learning_rate=self.learning_rate,
-            learning_rate_schedule=plan.settings["learning_rate_schedule"],
-            match_weight=plan.settings["match_weight"],
-            radial_weight=plan.settings["radial_weight"],
-            early_stopping=self.early_stopping,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            verbose=bool(self.verbose),
-            callbacks=tuple(self.callbacks or ()),
-        )
-        for name, value in (plan.train_overrides or {}).items():
-            setattr(config, name, value)
-        device, seeds, shard = plan.device, plan.seeds, plan.shard
-        generator = torch.Generator(device=device).manual_seed(seeds.training)
-        dist = {} if shard is None else {"shard": shard, "local_seed": seeds.training}
-        with _global_rng_for_user_modules(self.encoder, device, seeds.user_modules):
-            result = train(
-                encoder,
-                critic,
-                nets.channel,
-                views,
-                config,
-                generator,
-                seeds.evaluation,
-                **dist,
-            )
-            if result.interrupted and plan.train_overrides is not None:
-                # partial_fit keeps nothing of an interrupted call.
-                raise KeyboardInterrupt("partial_fit interrupted")
-            try:
-                if shard is None:
-                    encoder.calibrate(views.X, max(plan.batch_size, 4096))
-                else:
-                    encoder.calibrate(views.X, max(plan.batch_size, 4096), shard)
-                eval_gen = torch.Generator(device=device).manual_seed(seeds.evaluation)
-                extra = {}
-                if shard is not None:
-                    extra = {
-                        "shard": shard,
-                        "local_gen": shard.generator(seeds.evaluation),
-                    }
-                mutual_info = final_mi(
-                    encoder,
-                    critic,
-                    nets.channel,
-                    views,
-                    plan.batch_size,
-                    eval_gen,
-                    **extra,
-                )
-                if shard is not None:
-                    shard.check_replicas(encoder, critic)
-                    result.history = shard.broadcast_object(result.history)
-            except KeyboardInterrupt:
-                if not result.interrupted:
-                    raise
-                # A second interrupt while finishing: keep the weights anyway.
-                mutual_info = float("nan")
-        if mutual_info < 0:
-            warnings.warn(
-                f"the final MI estimate is negative ({mutual_info:.3g} nats): training "
-                "found no usable information and the latents are likely degenerate. "
-                "With the analytic critic a tiny noise_level makes scores scale as "
-                "1/noise_level^2 (on MNIST, noise_level=0.001 ended at -124 nats); "
-                "raise noise_level, lower learning_rate or use critic='separable'.",
-                ConvergenceWarning,
-                stacklevel=5,
-            )
-        return result, mutual_info
-
-    def _fitted_state(
-        self, nets: Networks, views: Views, plan: _FitPlan, result, mutual_info
-    ) -> dict:
-        """The fitted attributes (on the CPU) that a call stores, computed
-        without touching the estimator."""
-        fitted = {"encoder_": nets.encoder.cpu().eval()}
-        if any(True for _ in nets.critic.parameters()):
-            fitted["critic_"] = nets.critic.cpu().eval()
-        fitted["prior_"] = plan.prior
-        fitted["settings_"] = {
-            k: v if isinstance(v, (str, bool, int, float, type(None))) else "callable"
-            for k, v in plan.settings.items()
-        }
-        fitted["joint_match_"] = None
-        if self.gaussianize:
-            fitted["gaussianizer_"] = self._fit_gaussianizer(
-                fitted["encoder_"], views.X, plan.seeds.gaussianizer
-            )
-        fitted["mean_"], fitted["scale_"] = plan.mean, plan.scale
-        fitted["n_iter_"] = result.n_iter
-        fitted["n_steps_"] = result.n_steps
-        fitted["history_"] = result.history
-        fitted["n_samples_seen_"] = int(plan.moments["rows"])
-        raw = plan.moments
-        fitted["_input_moments"] = np.stack(
-            [np.broadcast_to(np.float64(raw["count"]), np.shape(raw["m2"]) or (1,))]
-            + [np.atleast_1d(raw[k]).astype(np.float64) for k in ("mean", "m2")]
-        )
-        if plan.train_overrides is not None:  # partial_fit: Adam resumes next call
-            arrays = optimizer_arrays(result.optimizer_state)
-            keys = ("_adam_moments", "_adam_steps", "_adam_index")
-            fitted.update(zip(keys, arrays))
-        fitted["noise_level_"] = plan.network_params["noise_level"]
-        fitted["capacity_"] = plan.capacity
-        fitted["mutual_info_"] = mutual_info
-        fitted["kl_upper_bound_"] = (
-            plan.capacity - mutual_info if plan.prior.base.bounds_kl else None
-        )
-        fitted["_n_features_out"] = self.n_components
-        fitted["_cache"] = {}
-        fitted["_structure"] = self._structure_params()
-        return fitted
-
-    def _store(self, fitted: dict) -> None:
-        """Assign the fitted attributes all at once (one dict update, which an
-        interrupt cannot split)."""
-        self.__dict__.update(fitted)
-
-    def _threads(self):
-        """The thread count to use inside fit and transform, or None to leave it."""
-        if self.n_threads != "auto":
-            return self.n_threads
-        small_mlp = (
-            isinstance(self.encoder, str)
-            and self.encoder == "mlp"
-            and all(int(h) <= AUTO_ONE_THREAD_WIDTH for h in self.hidden_layer_sizes)
-        )
-        return 1 if small_mlp else None
-
-    def _fit_gaussianizer(self, encoder, X: torch.Tensor, seed: int) -> Gaussianizer:
-        """The ``gaussianize`` step: a Gaussianizer fitted on the training latents
-        of ``encoder`` (on the CPU, in eval mode)."""
-        with torch.no_grad():
-            Z = torch.cat(
-                [
-                    encoder(X[k : k + TRANSFORM_CHUNK].cpu())
-                    for k in range(0, X.shape[0], TRANSFORM_CHUNK)
-                ]
-            )
-        return Gaussianizer(self.gaussianize, random_state=seed % 2**32).fit(
-            Z.double().numpy()
-        )
-
-    def _clear_fitted(self):
-        for name in _FITTED:
-            self.__dict__.pop(name, None)
-
-    def _check_params(self, n_features):
-        for name in _INT_PARAMS:
-            if isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be an int, got {getattr(self, name)!r}")
-        sizes = self.hidden_layer_sizes
-        if not (
-            isinstance(sizes, (tuple, list))
-            and all(
-                isinstance(h, Integral)
-                and not isinstance(h, bool)
-                and 0 < h <= MAX_WIDTH
-                for h in sizes
-            )
-        ):
-            raise ValueError(
-                f"hidden_layer_sizes must be a tuple of ints in [1, {MAX_WIDTH}], "
-                f"got {sizes!r}"
-            )
-        if isinstance(self.encoder, str) and self.encoder == "mlp":
-            widths = [n_features, *sizes, self.n_components]
-            n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
-            if n_params > MAX_PARAMETERS:
-                raise ValueError(
-                    f"the MLP encoder would have {n_params:,} parameters "
-                    f"({4 * n_params / 2**30:.0f} GiB in float32), more than "
-                    f"{MAX_PARAMETERS:,}: lower hidden_layer_sizes or n_components"
-                )
-        if self.callbacks is not None and not all(callable(c) for c in self.callbacks):
-            raise ValueError(
-                "callbacks must be a list of callables (epoch, logs) -> bool"
-            )
-        if isinstance(self.encoder, str) and self.encoder == "conv":
-            conv_input_shape(self.input_shape, n_features)
-
-    def _standardization(self, X, previous=None):
-        """``(mean, scale, moments)``: the input scaling and the running moments
-        it came from, over ``X`` (and the ``previous`` moments of partial_fit)."""
-        axis = None if self.standardize == "global" else 0
-        # Squares of values beyond ~1e154 overflow: reported by _scaling.
-        with np.errstate(over="ignore", invalid="ignore"):
-            if previous is None:
-                mean, std = _moments(X, axis)
-                count = X.shape[0] * (1 if axis == 0 else X.shape[1])
-                raw = {"count": count, "mean": mean, "m2": std * std * count}
-            else:
-                raw = update_moments(previous, X, axis)
-                mean, std = raw["mean"], np.sqrt(raw["m2"] / raw["count"])
-        n_rows = raw["count"] // (1 if axis == 0 else X.shape[1])
-        raw["rows"] = n_rows
-        return (*self._scaling(mean, std, n_rows, X.shape[1]), raw)
-
-    def _scaling(self, mean, scale, n_samples, n_features):
-        magnitude = float(np.max(np.abs(mean) + scale))
-        if self.standardize is None and not magnitude <= MAX_UNSCALED:
-            raise ValueError(
-                f"standardize=None feeds X unscaled to the float32 networks, and "
-                f"its features reach magnitudes of {magnitude:.3g} (mean + std), "
-                f"beyond {MAX_UNSCALED:g}, where their arithmetic overflows; use "
-                "standardize='features' or 'global', or rescale X"
-            )
-        if not np.all(np.isfinite(scale) & np.isfinite(mean)):
-            raise ValueError(
-                "X is too large to standardize: the variance of its values "
-                "overflows float64 (magnitudes beyond about 1e154); rescale X"
-            )
-        if self.standardize is None:
-            if _is_constant(scale, mean, n_samples).all():
-                raise ValueError(
-                    "every feature of X is constant (or varies only at the level "
-                    "of floating-point rounding): there is no information to encode"
-                )
-            return np.zeros(n_features), np.ones(n_features)
-        if self.standardize == "global":
-            mean = np.full(n_features, mean)
-            scale = np.full(n_features, scale)
-        constant = _is_constant(scale, mean, n_samples)
-        if constant.all():
-            raise ValueError(
-                "every feature of X is constant (or varies only at the level of "
-                "floating-point rounding): there is no information to encode"
-            )
-        return mean, np.where(constant, 1.0, scale)
-
-    def _split(self, X, seed, hold_out=True):
-        """Training and validation rows (for a RowSource, their row numbers);
-        none are held out without ``early_stopping`` (or ``hold_out``)."""
-        if not (self.early_stopping and hold_out):
-            return (None, None) if isinstance(X, RowSource) else (X, None)
-        n = X.shape[0]
-        n_val = int(round(self.validation_fraction * n))
-        if n_val < 2 or n - n_val < 2:
-            raise ValueError(
-                f"early_stopping with validation_fraction={self.validation_fraction} "
-                f"leaves {n - n_val} training and {n_val} validation samples; both "
-                "need at least 2"
-            )
-        order = np.random.default_rng(seed).permutation(n)
-        if isinstance(X, RowSource):
-            return order[n_val:], order[:n_val]
-        return X[order[n_val:]], X[order[:n_val]]
-
-    def _validated(self, X, *, reset, min_samples=1):
-        """``X`` checked as ``fit`` and ``transform`` need it: an array (through
-        scikit-learn's ``validate_data``), or for a memory map or Dataset a
-        :class:`RowSource` whose shape and dtype are checked here and whose values
-        are checked chunk by chunk as they are read."""
-        if not is_streamed(X):
-            return validate_data(
-                self,
-                X,
-                dtype=[np.float64, np.float32],
-                reset=reset,
-                ensure_min_samples=min_samples,
-            )
-        source = as_source(X)
-        n, p = source.shape
-        if n < min_samples:
-            raise ValueError(
-                f"Found array with {n} sample(s) (shape=({n}, {p})) while a minimum "
-                f"of {min_samples} is required."
-            )
-        if p < 1:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of "
-                "1 is required."
-            )
-        if reset:
-            self.n_features_in_ = p
-            self.__dict__.pop("feature_names_in_", None)
-        elif p != self.n_features_in_:
-            raise ValueError(
-                f"X has {p} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        return source
 
     # ------------------------------------------------------------ inference
     def transform(self, X):
@@ -1567,80 +730,9 @@ default="gaussian"
             resolved device.
         """
         check_is_fitted(self, "encoder_")
-        X = self._validated(X, reset=False)
-        with _thread_limit(self._threads()):
-            return self._transform(X)
-
-    def _transform(self, X):
-        device = self._inference_device()
-        # float64 input runs in float64 on the CPU, so results do not depend on how
-        # rows are batched; on CUDA the network always runs in float32.
-        double = X.dtype != np.float32 and device.type == "cpu"
-        dtype = torch.float64 if double else torch.float32
-        encoder = self._inference_encoder(device, dtype)
-        # Standardize chunk by chunk in the input's precision: no float64 copy of
-        # a large float32 input (that copy made batch 65,536 four times slower
-        # per row than batch 256).
-        mean = self.mean_.astype(X.dtype)
-        scale = self.scale_.astype(X.dtype)
-        out = np.empty((X.shape[0], self._n_features_out), dtype=X.dtype)
-        streamed = isinstance(X, RowSource)  # checked chunk by chunk
-        largest = 0.0
-        # Overflow (float32 input near its limit) is reported below, once.
-        with torch.no_grad(), np.errstate(over="ignore", invalid="ignore"):
-            for k in range(0, X.shape[0], TRANSFORM_CHUNK):
-                if streamed:
-                    block = X.read_range(k, min(k + TRANSFORM_CHUNK, X.shape[0]))
-                    X.release()
-                    check_finite(block)
-                    largest = max(largest, float(np.abs(block).max()))
-                else:
-                    block = X[k : k + TRANSFORM_CHUNK]
-                xs = (block - mean) / scale
-                xb = torch.as_tensor(xs, device=device, dtype=dtype)
-                out[k : k + TRANSFORM_CHUNK] = encoder(xb).cpu().numpy()
-        if not np.isfinite(out).all():
-            bad = int((~np.isfinite(out)).any(axis=1).sum())
-            largest = largest if streamed else np.abs(X).max()
-            raise ValueError(
-                f"{bad} row(s) of X gave non-finite latents: their values overflow "
-                f"the network's arithmetic in {out.dtype} (input as large as "
-                f"{largest:.3g}, while training data had scale "
-                f"{self.scale_.max():.3g}); pass float64 or rescale the data"
-            )
-        if getattr(self, "gaussianizer_", None) is not None:
-            out = self.gaussianizer_.transform(out)
-        return self.prior_.to_target(out)
-
-    def _inference_device(self):
-        try:
-            return resolve_device(self.device)
-        except ValueError:
-            # A model fitted on a GPU and used where there is none: fall back.
-            warnings.warn(
-                f"device={self.device!r} is not available here; transforming on the "
-                "CPU (set_params(device='cpu') silences this)",
-                UserWarning,
-                stacklevel=3,
-            )
-            return torch.device("cpu")
-
-    def _inference_encoder(self, device, dtype):
-        if device.type == "cpu" and dtype == torch.float32:
-            return self.encoder_
-        # Keyed on the weights' version counters, so in-place edits of encoder_
-        # (fine-tuning, loading a state dict) never leave a stale copy behind.
-        tensors = list(self.encoder_.parameters()) + list(self.encoder_.buffers())
-        key = (
-            str(device),
-            dtype,
-            id(self.encoder_),
-            tuple(t._version for t in tensors),
-        )
-        if key not in self._cache:
-            self._cache.clear()
-            self._cache[key] = copy.deepcopy(self.encoder_).to(device, dtype).eval()
-        return self._cache[key]
+        X = check_input(self, X, reset=False)
+        with thread_limit(self._threads()):
+            return transform_rows(self, X)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw latents from the prior the model was fitted for.
@@ -1757,3 +849,7 @@ default="gaussian"
             When ``path`` does not exist.
         """
         return load_estimator(cls, path)
+
+    def _threads(self):
+        """The thread count inside fit and transform, or None to leave it."""
+        return auto_threads(self.n_threads, self.encoder, self.hidden_layer_sizes)

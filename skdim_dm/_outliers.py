@@ -41,7 +41,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core.bases import UNIFORM_CLIP, get_base  # noqa: F401  (UNIFORM_CLIP re-exported)
 from ._infomax import CapacityWarning, NoiseInjectedInfoMax
 from ._priors import resolve_prior
-from ._validation import HasMethods, Interval, StrOptions, _fit_context, derive_seeds
+from ._validation import (
+    DetectorSeeds,
+    HasMethods,
+    Interval,
+    StrOptions,
+    _fit_context,
+)
 
 __all__ = [
     "LatentOutlierDetector",
@@ -1062,10 +1068,10 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
         if self.prefit:
             check_is_fitted(self.embedder)
 
-        seeds = derive_seeds(self.random_state, 1 + max(self.n_folds, 1))
+        seeds = DetectorSeeds.derive(self.random_state, self.n_folds)
         needs_training = statistic.needs_training or not self.prefit
         folds = calibration.folds(
-            n_samples, np.random.default_rng(seeds[0]), needs_training
+            n_samples, np.random.default_rng(seeds.folds), needs_training
         )
         statistic.check_n_train(min(len(train) for train, _ in folds), n_samples)
         if self.contamination == "auto" and self.calibration != "prior":
@@ -1073,11 +1079,11 @@ class LatentOutlierDetector(OutlierMixin, BaseEstimator):
 
         prefit_copy = copy.deepcopy(self.embedder) if self.prefit else None
         embedders, statistics, cal_scores, d = [], [], [], None
-        for k, (train, cal) in enumerate(folds):
+        for (train, cal), seed in zip(folds, seeds.embedders):
             if self.prefit:
                 embedder = prefit_copy
             else:
-                embedder = self._new_embedder(len(train), n_features, seeds[1 + k])
+                embedder = self._new_embedder(len(train), n_features, seed)
                 self._fit_embedder(embedder, _take_rows(X, train))
             stat = copy.deepcopy(statistic)
             if stat.needs_training:

@@ -57,7 +57,8 @@ def resolve_settings(params: dict, gaussian: bool, partial: bool = False) -> dic
     for a Gaussian-based prior with more than ``JOINT_MAX_COMPONENTS`` components,
     the joint one otherwise; every other ``"auto"`` takes that configuration's
     value (an explicit ``objective`` picks the configuration of that objective:
-    ``AUTO_SLICED`` or ``AUTO_JOINT``). ``partial_fit`` has no horizon, so there
+    ``AUTO_SLICED`` for the sliced one, ``AUTO_JOINT`` for the joint one and for
+    any other registered objective). ``partial_fit`` has no horizon, so there
     ``"auto"`` means no step budget and a constant learning rate.
     """
     objective = params["objective"]

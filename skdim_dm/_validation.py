@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import numbers
 import sys
+from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import NamedTuple
 
 import numpy as np
@@ -23,11 +24,13 @@ from sklearn.utils._param_validation import Interval as _Interval
 __all__ = [
     "Interval",
     "StrOptions",
+    "RegisteredNames",
     "HasMethods",
     "_fit_context",
     "resolve_device",
     "derive_seeds",
     "FitSeeds",
+    "DetectorSeeds",
     "import_lazy_torch_modules",
 ]
 
@@ -74,6 +77,31 @@ class Interval(_Interval):
 
     def is_satisfied_by(self, val):
         return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+class RegisteredNames(Set):
+    """The keys of a registry, plus some fixed names, as a live read-only set:
+    ``StrOptions(RegisteredNames(OBJECTIVES, "auto"))`` accepts a name
+    registered after the constraint was built (a registered objective, critic
+    or kind of view is usable by name at once)."""
+
+    def __init__(self, registry: Mapping, *fixed: str):
+        self._registry = registry
+        self._fixed = fixed
+
+    def __contains__(self, name) -> bool:
+        return name in self._fixed or name in self._registry
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._fixed
+        yield from (k for k in self._registry if k not in self._fixed)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    @classmethod
+    def _from_iterable(cls, names: Iterable) -> frozenset:
+        return frozenset(names)  # set operations give plain, fixed sets
 
 
 def import_lazy_torch_modules() -> None:
@@ -164,3 +192,20 @@ class FitSeeds(NamedTuple):
                 for seed in seeds
             ]
         return cls(*seeds)
+
+
+class DetectorSeeds(NamedTuple):
+    """The seeds of one :class:`~skdim_dm.LatentOutlierDetector` ``fit``, one per
+    random role (derived as they always were: the folds' seed first, then one
+    per embedder)."""
+
+    #: The split of the rows into training and calibration folds.
+    folds: int
+    #: The ``random_state`` of each fold's embedder, in fold order (as many as
+    #: ``max(n_folds, 1)``; a split-conformal fit uses the first).
+    embedders: tuple[int, ...]
+
+    @classmethod
+    def derive(cls, random_state, n_folds: int) -> DetectorSeeds:
+        folds, *embedders = derive_seeds(random_state, 1 + max(n_folds, 1))
+        return cls(folds, tuple(embedders))

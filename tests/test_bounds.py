@@ -34,7 +34,7 @@ def test_fused_sliced_bound_equals_infonce_over_the_kernel_scores(kernel, scale)
     """Value and gradient of the fused bound are those of ``infonce`` over the
     kernel's (slices, N, N) scores, which autograd differentiates."""
     from skdim_dm._core.bounds import sliced_gaussian_infonce, sliced_student_infonce
-    from skdim_dm._core.networks import AnalyticCritic, StudentCritic
+    from skdim_dm._core.critics import AnalyticCritic, StudentCritic
 
     gen = torch.Generator().manual_seed(3)
     y = torch.randn(3, 9, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -56,7 +56,7 @@ def test_fused_sliced_bound_equals_infonce_over_the_kernel_scores(kernel, scale)
 
 @pytest.mark.parametrize("kernel", ["gaussian", "student"])
 def test_sliced_critic_bound_takes_the_fused_route_with_the_same_value(kernel):
-    from skdim_dm._core.networks import AnalyticCritic, SlicedCritic, StudentCritic
+    from skdim_dm._core.critics import AnalyticCritic, SlicedCritic, StudentCritic
 
     kind = AnalyticCritic if kernel == "gaussian" else StudentCritic
     critic = SlicedCritic(5, GaussianChannel(0.8), kind)
@@ -94,7 +94,7 @@ def test_radial_normal_score_is_standard_normal_for_gaussian_rows():
 
 def test_radial_penalty_sees_a_scale_mixture_that_projections_hardly_see():
     from skdim_dm._core.bounds import epps_pulley
-    from skdim_dm._core.training import radial_penalty
+    from skdim_dm._core.objectives import radial_penalty
 
     gen = torch.Generator().manual_seed(0)
     normal = torch.randn(4096, 8, generator=gen, dtype=torch.float64)

@@ -109,21 +109,24 @@ def networks(config, dtype=torch.float32):
 def step_grads(nets, view_a, view_b, shard=None):
     """Gradients of one step: one process's on the global batch, or with a
     shard, the sum over ranks of each rank's on its share (what training uses)."""
-    from skdim_dm._core.training import _pair_mi
+    from skdim_dm._core.objectives import Loss
+    from skdim_dm._core.training import batch_latents
 
     encoder, critic, channel = nets
     encoder.train()
     critic.train()
     shared = torch.Generator().manual_seed(SEED)  # the same state on every rank
     params = [p for m in (encoder, critic) for p in m.parameters()]
+    bound = Loss().bound  # the critic built for the config computes the bound
     if shard is None:
-        mi = _pair_mi(encoder, critic, channel, view_a, view_b, shared)[0]
+        latents = batch_latents(encoder, view_a, view_b)
+        mi = bound(critic, channel, latents, shared)
         (-mi).backward()
     else:
         attached = shard.attach(encoder)
         n = view_a.shape[0]
         va, vb = shard.local(view_a), shard.local(view_b)
-        mi = _pair_mi(encoder, critic, channel, va, vb, shared, shard, n)[0]
+        mi = bound(critic, channel, batch_latents(encoder, va, vb, shard, n), shared)
         (-mi).backward()
         shard.reduce_gradients(encoder, critic)
         shard.detach(attached)

@@ -143,7 +143,7 @@ def test_training_flushes_subnormals_and_restores_the_callers_mode():
     # Small-noise fits underflow into subnormal floats (10x slower on x86,
     # benchmarks/bench_denormals.py); fit and partial_fit flush them in the
     # training thread and leave the caller's mode as it was.
-    from skdim_dm._infomax import _denormals_flushed
+    from skdim_dm._core.threads import denormals_flushed as _denormals_flushed
 
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode")

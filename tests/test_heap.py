@@ -110,14 +110,16 @@ def test_without_glibc_nothing_is_called(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_and_partial_fit_keep_the_heap_while_they_train(fake, monkeypatch):
+    import skdim_dm._infomax as infomax
+
     seen = []
-    original = NoiseInjectedInfoMax._fit
+    original = infomax.fit_networks
 
-    def spy(self, *args, **kwargs):
+    def spy(*args, **kwargs):
         seen.append((_heap._depth, sorted(fake.calls[-len(KEEP) :])))
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(NoiseInjectedInfoMax, "_fit", spy)
+    monkeypatch.setattr(infomax, "fit_networks", spy)
     X = np.random.default_rng(0).standard_normal((80, 4))
     NoiseInjectedInfoMax(hidden_layer_sizes=(8,), max_steps=2).fit(X)
     NoiseInjectedInfoMax(hidden_layer_sizes=(8,)).partial_fit(X)

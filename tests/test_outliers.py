@@ -26,6 +26,7 @@ from skdim_dm._outliers import (
     STATISTICS,
     TIE_RTOL,
     UNIFORM_CLIP,
+    ConformalCalibration,
     LatentStatistic,
     chi2_logsf,
     conditional_calibration_rows,
@@ -35,6 +36,7 @@ from skdim_dm._outliers import (
     shrunk_whitening,
     simes_bounds,
 )
+from skdim_dm._validation import DetectorSeeds, derive_seeds
 
 ALPHAS = (0.01, 0.05, 0.10)
 EXPON = stats.expon()
@@ -127,6 +129,29 @@ class _Spy(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         return np.asarray(X, dtype=np.float64)
+
+
+class _SeededSpy(_Spy):
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+
+def test_the_folds_and_each_folds_embedder_draw_from_their_own_seeds():
+    X = np.random.default_rng(3).standard_normal((60, 3))
+    det = LatentOutlierDetector(
+        _SeededSpy(), calibration="cross-conformal", n_folds=3, random_state=11
+    ).fit(X)
+    seeds = DetectorSeeds.derive(11, 3)
+    # The roles are derived as they were numbered: the folds' seed first.
+    first, *rest = derive_seeds(11, 4)
+    assert seeds == (first, tuple(rest))
+    folds = ConformalCalibration(n_folds=3).folds(
+        60, np.random.default_rng(seeds.folds), True
+    )
+    for embedder, seed, (train, _) in zip(det.embedders_, seeds.embedders, folds):
+        assert embedder.random_state == seed & 0xFFFFFFFF
+        np.testing.assert_array_equal(embedder.fit_rows_, X[train])
+    assert len({e.random_state for e in det.embedders_}) == 3
 
 
 class _MustNotFit(TransformerMixin, BaseEstimator):

@@ -12,7 +12,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from skdim_dm import NoiseInjectedInfoMax
-from skdim_dm._core.sources import StreamedRows, as_source, moments
+from skdim_dm._core.sources import RowSource, StreamedRows, as_source, moments
 
 KW = dict(hidden_layer_sizes=(16,), batch_size=64, max_epochs=2, random_state=0)
 
@@ -50,6 +50,40 @@ def test_a_memmap_fits_exactly_as_the_array(tmp_path, digits, dtype, config):
     assert Z.dtype == (np.float32 if dtype == np.float32 else np.float64)
     assert np.array_equal(a.transform(X), Z)
     assert b.n_features_in_ == X.shape[1] and not hasattr(b, "feature_names_in_")
+
+
+class _ComputedRows(RowSource):
+    """A toy input source, defined here alone: row ``i`` is computed from ``i``
+    when it is read, and no row is ever stored."""
+
+    def __init__(self, n_rows, n_features):
+        self.n_rows, self.n_features = n_rows, n_features
+        self.dtype = np.dtype(np.float64)
+        self.rows_read = 0
+
+    def read(self, rows):
+        i = np.asarray(rows, dtype=np.float64)[:, None]
+        k = np.arange(1, self.n_features + 1)
+        self.rows_read += len(i)
+        return np.sin(0.37 * i * k) + k * np.cos(0.11 * i)
+
+    def whole(self):
+        return self.read(np.arange(self.n_rows))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_row_source_of_ones_own_fits_exactly_as_the_array_it_stands_for():
+    source = _ComputedRows(300, 6)
+    X = source.whole()
+    config = dict(KW, augmentation="neighbors", n_neighbors=4)
+    a = NoiseInjectedInfoMax(**config).fit(X)
+    source.rows_read = 0
+    b = NoiseInjectedInfoMax(**config).fit(source)
+    assert source.rows_read > 0  # read through its interface, not converted
+    assert np.array_equal(a.mean_, b.mean_) and np.array_equal(a.scale_, b.scale_)
+    assert np.array_equal(a.transform(X), b.transform(source))
+    b.partial_fit(source)
+    assert b.n_samples_seen_ == 600
 
 
 def test_a_memmap_whose_file_was_replaced_is_read_through_its_map(tmp_path, digits):

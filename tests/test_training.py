@@ -171,7 +171,7 @@ def test_a_non_finite_loss_raises_before_the_poisoned_step_is_taken():
 
 def test_the_matching_term_is_weighted_into_the_loss_and_logged():
     nets, views = _setup()
-    result = _train(nets, views, match_weight=3.0)
+    result = _train(nets, views, loss_weights={"match": 3.0})
     for h in result.history:
         assert h["match"] > 0
         assert h["loss"] == pytest.approx(-h["mi"] + 3.0 * h["match"])
@@ -179,7 +179,7 @@ def test_the_matching_term_is_weighted_into_the_loss_and_logged():
     assert all("match" not in h and h["loss"] == -h["mi"] for h in plain.history)
     # The weight scales the term's gradient: twice the weight trains otherwise.
     heavier, views = _setup()
-    _train(heavier, views, match_weight=6.0)
+    _train(heavier, views, loss_weights={"match": 6.0})
     assert not _same(_weights(heavier), _weights(nets))
 
 
@@ -192,14 +192,14 @@ def test_mi_estimates_are_seeded_bounded_and_leave_the_modes_as_they_were():
     def estimate(seed):
         gen = torch.Generator().manual_seed(seed)
         args = (nets.encoder, nets.critic, nets.channel, views)
-        return estimate_mi(*args, sources, 16, gen)
+        return estimate_mi(*args, sources, 16, gen, objective="joint")
 
     assert estimate(0) == estimate(0) != estimate(1)
     assert estimate(0) <= math.log(16)
     assert nets.encoder.training and not nets.critic.training
     gen = torch.Generator().manual_seed(0)
     args = (nets.encoder, nets.critic, nets.channel, views, 16, gen)
-    assert final_mi(*args, max_batches=2) <= math.log(16)
+    assert final_mi(*args, max_batches=2, objective="joint") <= math.log(16)
 
 
 def test_the_final_estimate_pairs_random_rows_not_the_first_ones():
@@ -220,6 +220,7 @@ def test_the_final_estimate_pairs_random_rows_not_the_first_ones():
         16,
         torch.Generator().manual_seed(0),
         max_batches=2,
+        objective="joint",
     )
     (rows,) = asked
     assert rows.shape == (32,) and not torch.equal(rows, torch.arange(32))

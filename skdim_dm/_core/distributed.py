@@ -355,19 +355,18 @@ class Shard:
             g.copy_(flat[k : k + g.numel()].view_as(g))
             k += g.numel()
 
-    def pair_mi(self, encoder, critic, channel, view_a, view_b, generator, n_total):
-        """InfoNCE estimate of a global batch of ``n_total`` pairs from this
-        rank's share of its views, and the clean latents of the global batch: the backbone runs on the share, the rest on
-        the gathered global batch exactly as one process runs it, drawing from
-        ``generator``, which every rank holds in the same state."""
+    def latents(self, encoder, view_a, view_b, n_total):
+        """The clean latents of a global batch of ``n_total`` pairs (view a's
+        rows first) from this rank's share of its views: the backbone runs on
+        the share, the normalization on the gathered global batch exactly as
+        one process runs it. The loss is then computed from them on every rank
+        alike (:class:`~skdim_dm._core.objectives.Loss`), drawing from the
+        generator every rank holds in the same state."""
         n = view_a.shape[0]
         h = encoder.pre_norm(torch.cat([view_a, view_b]))
         d = h.shape[1]
         both = self.gather(torch.cat([h[:n], h[n:]], dim=1), n_total)
-        e = encoder.norm(torch.cat([both[:, :d], both[:, d:]]))
-        critic.observe(e[:n_total], e[n_total:], generator)
-        y = channel(e[:n_total], generator)
-        return critic.bound(y, e[n_total:]), e
+        return encoder.norm(torch.cat([both[:, :d], both[:, d:]]))
 
     def attach(self, encoder: nn.Module) -> list:
         """Make the batch statistics of the backbone's hidden BatchNorm layers

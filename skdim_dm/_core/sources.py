@@ -79,15 +79,19 @@ def release_heap() -> None:
 
 
 def is_streamed(X) -> bool:
-    """Whether ``fit``/``transform`` read ``X`` through a :class:`RowSource`."""
+    """Whether ``fit``/``transform`` read ``X`` through a :class:`RowSource`: a
+    memory map, a Dataset, or a :class:`RowSource` itself."""
     if isinstance(X, np.memmap):
         return getattr(X, "_mmap", None) is not None
-    return isinstance(X, torch.utils.data.Dataset)
+    return isinstance(X, (RowSource, torch.utils.data.Dataset))
 
 
 def as_source(X) -> RowSource:
-    """The :class:`RowSource` of a memory map or Dataset; ``ValueError`` for one
-    that cannot be used (checked before any row is read)."""
+    """The :class:`RowSource` of a memory map or Dataset (a :class:`RowSource` is
+    its own); ``ValueError`` for one that cannot be used (checked before any row
+    is read)."""
+    if isinstance(X, RowSource):
+        return X
     if isinstance(X, np.memmap):
         return MemmapSource(X)
     if isinstance(X, torch.utils.data.IterableDataset):
@@ -102,7 +106,9 @@ class RowSource:
     """Random access to the rows of a 2-D input that is never copied whole.
 
     ``dtype`` is the working precision: float32 input stays float32, anything
-    else is read as float64 (what ``fit`` does with an in-memory array).
+    else is read as float64 (what ``fit`` does with an in-memory array). A
+    subclass instance can be passed to ``fit``, ``partial_fit`` and
+    ``transform`` as it is: a new kind of input needs no other change.
     """
 
     n_rows: int
