@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -372,6 +373,15 @@ def _fit_layers(Y, active, n_layers, n_knots, rotation, rng, tol, Y_val=None):
     return marginals, rotations, non_gaussianity, np.asarray(val_nll), chosen
 
 
+class _LayerSeeds(NamedTuple):
+    """The seeds of one ``fit``, one per random role (derived in this order)."""
+
+    #: The random rotations between layers.
+    rotations: int
+    #: The held-out rows that choose ``n_layers="auto"``.
+    split: int
+
+
 class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Invertible joint Gaussianization of any features (RBIG-style).
 
@@ -617,13 +627,13 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         active = std > _ROUNDING
         return np.where(active, 0.0, np.ldexp(mean, expo)), np.eye(d), np.eye(d), active
 
-    def _choose_n_layers(self, Y, seeds):
+    def _choose_n_layers(self, Y, seeds: _LayerSeeds):
         """``(n_layers, validation_nll)`` chosen on held-out rows of ``Y``."""
         n = Y.shape[0]
         n_val = max(1, round(self.validation_fraction * n))
         if n - n_val < 2:
             return 1, None
-        order = np.random.default_rng(seeds[1]).permutation(n)
+        order = np.random.default_rng(seeds.split).permutation(n)
         fit_rows, val_rows = order[n_val:], order[:n_val]
         mean, white, _, active = self._prepare(Y[fit_rows])
         *_, val_nll, chosen = _fit_layers(
@@ -632,7 +642,7 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             _MAX_AUTO_LAYERS,
             _n_knots(self.n_quantiles, n - n_val, auto_layers=True),
             self.rotation,
-            np.random.default_rng(seeds[0]),
+            np.random.default_rng(seeds.rotations),
             self.tol,
             Y_val=(Y[val_rows] - mean) @ white,
         )
@@ -665,7 +675,7 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Y = X.astype(np.float64)
         # Seed 0 draws the rotations (as before "auto" existed), seed 1 the
         # validation rows.
-        seeds = derive_seeds(self.random_state, 2)
+        seeds = _LayerSeeds(*derive_seeds(self.random_state, len(_LayerSeeds._fields)))
         mean, white, dewhite, active = self._prepare(Y)
         _check_representable(white, dewhite)
         val_nll, n_layers = None, self.n_layers
@@ -681,7 +691,7 @@ class Gaussianizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                     n_layers,
                     _n_knots(self.n_quantiles, Y.shape[0], self.n_layers == "auto"),
                     self.rotation,
-                    np.random.default_rng(seeds[0]),
+                    np.random.default_rng(seeds.rotations),
                     self.tol,
                 )
                 for marginal in marginals:
