@@ -52,7 +52,7 @@ from ._fitted import ADAM, NOT_SAVED, OPTIONAL, REQUIRED
 from ._gaussianize import Gaussianizer, gaussianizer_from_state, gaussianizer_state
 from ._priors import Prior, prior_from_config, prior_to_config, resolve_prior
 from ._settings import AUTO_SLICED, SETTINGS_ADDED, resolve_settings
-from ._validation import import_lazy_torch_modules
+from ._validation import import_lazy_torch_modules, validate_parameter_constraints
 from ._version import __version__
 
 __all__ = [
@@ -420,7 +420,13 @@ def _load(cls, path: Path, config: dict):
         )
     est = cls(**params)
     try:
-        est._validate_params()
+        # What the estimator's fit checks first, through the declared table
+        # (no private estimator method).
+        validate_parameter_constraints(
+            cls._parameter_constraints,
+            est.get_params(deep=False),
+            caller_name=cls.__name__,
+        )
     except ValueError as exc:  # InvalidParameterError is a ValueError
         raise ModelFileError(f"{path}: invalid parameters: {exc}") from None
     prior = resolve_prior(est.prior, est.n_components)
@@ -510,6 +516,16 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
         return ModelFileError(f"{path}: invalid fitted attribute {name}: {why}")
 
     n_features, d = fitted["n_features_in_"], est.n_components
+    _check_counts(fitted, n_features, d, bad)
+    _check_training_record(fitted, bad)
+    _check_scaling(fitted, n_features, bad)
+    _check_extras(fitted, n_features, d, bad)
+    _check_adam(fitted, path, bad)
+    _check_encoder_runs(fitted["encoder_"], n_features, d, path)
+
+
+def _check_counts(fitted: dict, n_features, d, bad) -> None:
+    """Sizes and counts: positive ints that agree with the parameters."""
     if not _is_int(n_features, 1):
         raise bad("n_features_in_", f"{n_features!r}")
     for name in ("n_iter_", "n_steps_"):
@@ -519,6 +535,10 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
         raise bad("n_samples_seen_", f"{fitted['n_samples_seen_']!r}")
     if fitted["_n_features_out"] != d or not _is_int(d, 1):
         raise bad("_n_features_out", f"{fitted['_n_features_out']!r} != {d}")
+
+
+def _check_training_record(fitted: dict, bad) -> None:
+    """What training recorded: history, channel, estimates and the prior."""
     history = fitted["history_"]
     if not (
         isinstance(history, list)
@@ -547,6 +567,10 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
         raise bad("kl_upper_bound_", f"{kl!r}")
     if not isinstance(fitted["prior_"], Prior):
         raise bad("prior_", "not the resolved prior")
+
+
+def _check_scaling(fitted: dict, n_features, bad) -> None:
+    """The input standardization and the running moments behind it."""
     for name in ("mean_", "scale_"):
         if not _float_array(fitted[name], (n_features,)):
             raise bad(name, f"not {n_features} finite floats")
@@ -561,6 +585,10 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
         and np.all(moments[2] >= 0)
     ):
         raise bad("_input_moments", "not (count, mean, m2) of the input")
+
+
+def _check_extras(fitted: dict, n_features, d, bad) -> None:
+    """The structure record and the optional attributes."""
     structure = fitted["_structure"]
     if not (
         isinstance(structure, dict)
@@ -606,8 +634,6 @@ def _check_fitted(est, fitted: dict, path: Path) -> None:
         and all(_is_real(v) or isinstance(v, bool) for v in report.values())
     ):
         raise bad("joint_match_", "not a dict of numbers")
-    _check_adam(fitted, path, bad)
-    _check_encoder_runs(fitted["encoder_"], n_features, d, path)
 
 
 def _check_adam(fitted: dict, path: Path, bad) -> None:

@@ -18,6 +18,7 @@ from sklearn.base import _fit_context  # noqa: F401  (re-exported)
 from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
     HasMethods,
     StrOptions,
+    validate_parameter_constraints,
 )
 from sklearn.utils._param_validation import Interval as _Interval
 
@@ -27,6 +28,7 @@ __all__ = [
     "RegisteredNames",
     "HasMethods",
     "_fit_context",
+    "validate_parameter_constraints",
     "resolve_device",
     "derive_seeds",
     "FitSeeds",
