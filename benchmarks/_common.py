@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import ortho_group
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import QuantileTransformer
 
 __all__ = [
     "MNIST_ENV",
@@ -126,3 +129,38 @@ def write_json(path, result: dict) -> Path:
     tmp.write_text(json.dumps(result, indent=2, default=float))
     tmp.replace(path)
     return path
+
+
+class QuantileRBIG(TransformerMixin, BaseEstimator):
+    """The RBIG reference recipe (issue 10, after Laparra et al. 2011) that
+    ``bench_frontier`` and ``bench_gaussianizer`` compare against: ``n_layers`` rounds of
+    ``QuantileTransformer(output_distribution="normal", n_quantiles=1000)`` and a
+    ``scipy.stats.ortho_group`` rotation, fitted on the training rows. Not
+    invertible beyond the training range (the quantile step clips at +-5.2)."""
+
+    def __init__(self, n_layers=10, random_state=None):
+        self.n_layers = n_layers
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        rng = np.random.default_rng(self.random_state)
+        self.layers_ = []
+        for _ in range(self.n_layers):
+            qt = QuantileTransformer(
+                output_distribution="normal",
+                n_quantiles=min(1000, X.shape[0]),
+                random_state=0,
+            )
+            rot = ortho_group.rvs(X.shape[1], random_state=rng)
+            X = qt.fit_transform(X) @ rot
+            self.layers_.append((qt, rot))
+        return X
+
+    def transform(self, X):
+        for qt, rot in self.layers_:
+            X = qt.transform(X) @ rot
+        return X

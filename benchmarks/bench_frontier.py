@@ -81,6 +81,8 @@ def _thread_count(argv) -> int:
 
 
 THREADS = _thread_count(sys.argv[1:])
+# The shared helpers beside this script, also when it is imported by path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 for _var in (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -99,15 +101,14 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.stats import ortho_group  # noqa: E402
-from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
+from _common import QuantileRBIG  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import QuantileTransformer, StandardScaler  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import skdim_dm  # noqa: E402
 from skdim_dm import (  # noqa: E402
@@ -271,40 +272,6 @@ def umap_stage(task: Task, d: int, seed: int):
         ) from exc
     # n_jobs=1 and a random_state: single-threaded and reproducible.
     return umap.UMAP(n_components=d, n_jobs=1, random_state=seed)
-
-
-class QuantileRBIG(TransformerMixin, BaseEstimator):
-    """The reference recipe from issue 10 (after Laparra et al. 2011): ``n_layers`` rounds of
-    ``QuantileTransformer(output_distribution="normal", n_quantiles=1000)`` and a
-    ``scipy.stats.ortho_group`` rotation, fitted on the training rows. Not
-    invertible beyond the training range (the quantile step clips at +-5.2)."""
-
-    def __init__(self, n_layers=10, random_state=None):
-        self.n_layers = n_layers
-        self.random_state = random_state
-
-    def fit(self, X, y=None):
-        self.fit_transform(X)
-        return self
-
-    def fit_transform(self, X, y=None):
-        rng = np.random.default_rng(self.random_state)
-        self.layers_ = []
-        for _ in range(self.n_layers):
-            qt = QuantileTransformer(
-                output_distribution="normal",
-                n_quantiles=min(1000, X.shape[0]),
-                random_state=0,
-            )
-            rot = ortho_group.rvs(X.shape[1], random_state=rng)
-            X = qt.fit_transform(X) @ rot
-            self.layers_.append((qt, rot))
-        return X
-
-    def transform(self, X):
-        for qt, rot in self.layers_:
-            X = qt.transform(X) @ rot
-        return X
 
 
 #: name -> factory (task, d, seed) -> estimator or pipeline with fit_transform and

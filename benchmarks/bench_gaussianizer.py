@@ -56,55 +56,19 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _common import RESULTS, load_mnist, write_json  # noqa: E402
+from _common import RESULTS, QuantileRBIG, load_mnist, write_json  # noqa: E402
 from scipy.special import ndtr  # noqa: E402
-from scipy.stats import ortho_group  # noqa: E402
-from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.preprocessing import QuantileTransformer, StandardScaler  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import skdim_dm  # noqa: E402
 from skdim_dm import Gaussianizer  # noqa: E402
 from skdim_dm.metrics import norm_ks_test  # noqa: E402
 
 N_DIRECTIONS = 256
-
-
-class QuantileRBIG(TransformerMixin, BaseEstimator):
-    """The reference recipe (as ``bench_frontier.QuantileRBIG``): ``n_layers``
-    rounds of ``QuantileTransformer(output_distribution="normal",
-    n_quantiles=min(1000, n))`` and a ``scipy.stats.ortho_group`` rotation, fitted
-    on the training rows. Clips at the training range."""
-
-    def __init__(self, n_layers=10, random_state=None):
-        self.n_layers = n_layers
-        self.random_state = random_state
-
-    def fit(self, X, y=None):
-        self.fit_transform(X)
-        return self
-
-    def fit_transform(self, X, y=None):
-        rng = np.random.default_rng(self.random_state)
-        self.layers_ = []
-        for _ in range(self.n_layers):
-            qt = QuantileTransformer(
-                output_distribution="normal",
-                n_quantiles=min(1000, X.shape[0]),
-                random_state=0,
-            )
-            rot = ortho_group.rvs(X.shape[1], random_state=rng)
-            X = qt.fit_transform(X) @ rot
-            self.layers_.append((qt, rot))
-        return X
-
-    def transform(self, X):
-        for qt, rot in self.layers_:
-            X = qt.transform(X) @ rot
-        return X
 
 
 #: name -> (description, factory(seed) -> transformer or None for PCA alone).
