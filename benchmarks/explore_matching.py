@@ -29,6 +29,11 @@ Usage (MNIST from ``--mnist`` or ``$SKDIM_DM_MNIST``)::
         --params '{"standardize": "global", "radial_weight": 15}'
     OMP_NUM_THREADS=1 python benchmarks/explore_matching.py calibration mnist16 --frac 0.1
     OMP_NUM_THREADS=1 python benchmarks/explore_matching.py images --umap --steps 8000 3000 1500
+    OMP_NUM_THREADS=2 python benchmarks/explore_matching.py images --umap --steps 8000 \
+        --params '{"n_threads": 2}'
+
+``--params`` goes to ``NoiseInjectedInfoMax`` in every study (in ``images``, on top
+of the recipe's own settings).
 """
 
 from __future__ import annotations
@@ -205,7 +210,7 @@ def images(args):
             bf._warm_up_umap(["umap-rbig"])
             model = bf.METHODS["umap-rbig"](task, 2, 0)
         else:
-            model = bf.ours_images(task, 2, 0, max_steps=int(spec))
+            model = bf.ours_images(task, 2, 0, max_steps=int(spec), **args.params)
         t = time.perf_counter()
         model.fit(Xtr)
         fit_s = time.perf_counter() - t
