@@ -66,17 +66,17 @@ def test_fit_stores_the_resolved_settings_and_logs_the_matching_term(digits):
     assert not any("match" in entry or "radial" in entry for entry in off.history_)
 
 
+def _latents(X, **weights):
+    """Latents (float64) of a short default fit on ``X`` with these weights."""
+    est = NoiseInjectedInfoMax(n_components=4, max_steps=150, random_state=0, **weights)
+    return est.fit(X).transform(X).astype(np.float64)
+
+
 def test_the_matching_term_brings_training_latents_closer_to_the_prior(digits):
     import torch
 
     def statistic(match_weight):
-        est = NoiseInjectedInfoMax(
-            n_components=4,
-            max_steps=150,
-            match_weight=match_weight,
-            random_state=0,
-        ).fit(digits)
-        Z = torch.as_tensor(est.transform(digits), dtype=torch.float64)
+        Z = torch.as_tensor(_latents(digits, match_weight=match_weight))
         rot = torch.linalg.qr(
             torch.randn(
                 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64
@@ -91,13 +91,7 @@ def test_the_radial_term_brings_the_law_of_the_norm_to_chi2(digits):
     from scipy import stats
 
     def distance(radial_weight):
-        est = NoiseInjectedInfoMax(
-            n_components=4,
-            max_steps=150,
-            radial_weight=radial_weight,
-            random_state=0,
-        ).fit(digits)
-        Z = est.transform(digits)
+        Z = _latents(digits, radial_weight=radial_weight)
         return stats.kstest((Z**2).sum(1), stats.chi2(4).cdf).statistic
 
     assert distance(10.0) < 0.6 * distance(0.0)

@@ -329,6 +329,7 @@ def _saved_table(frame: bool):
     X = rng.standard_normal((160, 6)) @ rng.standard_normal((6, 6))
     if not frame:
         return X
+    # The frame-input model needs pandas (an optional extra), as it did to write it.
     pd = pytest.importorskip("pandas")
     return pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
 
